@@ -1,0 +1,43 @@
+//! exchange-core: the domain model and the matching engine every other crate stands on.
+//!
+//! Pure by design: no I/O, no async, no clock, no randomness. Time and ids come in with each
+//! [`Command`]; [`Event`]s come out as values. The shard crate owns the loop, the log and the
+//! sockets; the gateway owns HTTP. That is what lets the same engine run in the embedded
+//! single-process exchange and in the cluster, and what makes replay exact.
+//!
+//! # Layout
+//! - [`types`]: ids (`OrderId`, `AccountId`, `SymbolId`, ...) and small enums (`Side`, `StpMode`).
+//! - [`num`]: fixed-point `Price` (ticks), `Qty` (lots), `Notional`; strict decimal parsing.
+//! - [`symbol`]: symbols and their trading rules, loaded from `config/symbols.toml`.
+//! - [`command`] and [`event`]: the closed enums going into and coming out of the engine.
+//! - [`book`]: one symbol's order book and the price-time-priority matching.
+//! - [`engine`]: the books a shard owns, the one dispatcher, snapshot and restore.
+//! - [`codes`]: the exchange-wide numbering of errors and reject reasons.
+//! - [`routing`]: which shard owns a symbol (jump consistent hash).
+
+pub mod book;
+pub mod codes;
+pub mod command;
+pub mod engine;
+pub mod event;
+pub mod num;
+pub mod routing;
+pub mod symbol;
+pub mod types;
+
+pub use book::{Depth, OrderBook, RestingOrder};
+pub use codes::ErrorCode;
+pub use command::{
+    AmendOrder, CancelAll, CancelOrder, Command, CommandKind, MarketSize, NewOrder, OrderRef,
+    OrderType,
+};
+pub use engine::{Engine, SnapshotError};
+pub use event::{
+    CancelReason, Event, EventKind, LevelUpdate, OrderStatus, OrderUpdate, RejectReason, Trade,
+};
+pub use num::{Notional, NumError, Price, Qty};
+pub use routing::{ShardId, shard_for};
+pub use symbol::{Limits, SymbolSpec, SymbolTable};
+pub use types::{
+    AccountId, ClientOrderId, OrderId, Side, StpMode, SymbolId, TimeInForce, Timestamp, TradeId,
+};
