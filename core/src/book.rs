@@ -883,10 +883,12 @@ impl OrderBook {
                 if remaining == q {
                     self.emit_order(out, ts, cur, OrderStatus::Filled);
                     self.unlink_order(cur);
+                    cur = next;
                 } else {
+                    // The maker keeps the front of the queue: the taker is done, or (quote-sized)
+                    // comes back to it and finds it cannot afford another lot.
                     self.emit_order(out, ts, cur, OrderStatus::PartiallyFilled);
                 }
-                cur = next;
                 if stop {
                     break;
                 }
