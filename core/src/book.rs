@@ -57,12 +57,23 @@ struct Level {
     count: u32,
 }
 
-/// One side of the book: price → level, with the best level cached.
+/// One side of the book: price → level, ordered (for best, depth and walking) and hashed (for
+/// O(1) lookup of an existing level), with the best non-empty level cached.
+///
+/// A level that empties stays in both maps, so that an order arriving at that price again (the
+/// common case: prices hover) costs no tree insert or remove. Empty levels are swept out once
+/// they outnumber [`MIN_EMPTY_LEVELS`] and the live ones, which keeps memory bounded and the
+/// cost amortised O(1) per level.
 #[derive(Clone, Debug, Default)]
 struct BookSide {
     levels: BTreeMap<Price, u32>,
+    index: FxHashMap<Price, u32>,
     best: Option<(Price, u32)>,
+    empty: usize,
 }
+
+/// Empty levels a side may keep before a sweep.
+const MIN_EMPTY_LEVELS: usize = 256;
 
 #[derive(Clone, Copy, Debug)]
 struct AccountList {
@@ -271,9 +282,25 @@ impl OrderBook {
     /// The top `n` levels of each side, best first.
     pub fn depth(&self, n: usize) -> Depth {
         let level = |(&p, &l): (&Price, &u32)| (p, self.levels[l].total);
+        let live = |&(_, &l): &(&Price, &u32)| self.levels[l].count > 0;
         Depth {
-            bids: self.bids.levels.iter().rev().take(n).map(level).collect(),
-            asks: self.asks.levels.iter().take(n).map(level).collect(),
+            bids: self
+                .bids
+                .levels
+                .iter()
+                .rev()
+                .filter(live)
+                .take(n)
+                .map(level)
+                .collect(),
+            asks: self
+                .asks
+                .levels
+                .iter()
+                .filter(live)
+                .take(n)
+                .map(level)
+                .collect(),
         }
     }
 
@@ -284,7 +311,8 @@ impl OrderBook {
 
     /// How many price levels there are on each side: (bids, asks).
     pub fn level_count(&self) -> (usize, usize) {
-        (self.bids.levels.len(), self.asks.levels.len())
+        let live = |s: &BookSide| s.levels.len() - s.empty;
+        (live(&self.bids), live(&self.asks))
     }
 
     /// A live order by id.
@@ -320,7 +348,9 @@ impl OrderBook {
             m.capacity() * (std::mem::size_of::<(K, V)>() + 1)
         }
         // A B-tree leaf holds up to 11 entries; count nodes as if 2/3 full, plus node headers.
-        let btree = |s: &BookSide| s.levels.len() * (std::mem::size_of::<(Price, u32)>() * 3 / 2 + 8);
+        let btree = |s: &BookSide| {
+            s.levels.len() * (std::mem::size_of::<(Price, u32)>() * 3 / 2 + 8) + map_bytes(&s.index)
+        };
         self.nodes.capacity_bytes()
             + self.levels.capacity_bytes()
             + btree(&self.bids)
@@ -409,12 +439,15 @@ impl OrderBook {
         );
     }
 
-    fn emit_level(&mut self, out: &mut Vec<Event>, ts: Timestamp, side: Side, price: Price) {
-        let qty = self
-            .side(side)
-            .levels
-            .get(&price)
-            .map_or(Qty(0), |&l| self.levels[l].total);
+    #[inline]
+    fn emit_level(
+        &mut self,
+        out: &mut Vec<Event>,
+        ts: Timestamp,
+        side: Side,
+        price: Price,
+        qty: Qty,
+    ) {
         self.emit(out, ts, EventKind::Level(LevelUpdate { side, price, qty }));
     }
 
@@ -427,12 +460,31 @@ impl OrderBook {
             price: n.price,
             status,
             filled: n.filled,
-            remaining: if status.is_final() { Qty(0) } else { n.remaining },
+            remaining: if status.is_final() {
+                Qty(0)
+            } else {
+                n.remaining
+            },
         };
         self.emit(out, ts, EventKind::Order(update));
     }
 
+    /// `New` or `PartiallyFilled`, for a resting order.
+    #[inline]
+    fn resting_status(&self, slot: u32) -> OrderStatus {
+        if self.nodes[slot].filled.0 == 0 {
+            OrderStatus::New
+        } else {
+            OrderStatus::PartiallyFilled
+        }
+    }
+
     // ----- structure -----------------------------------------------------------------------
+    //
+    // An order is linked in two ways that change independently: into its price level (which a
+    // price move changes) and into the indexes (id, account, client id), which hold for the
+    // order's whole life. Keeping them apart lets an amendment move an order between levels
+    // without touching the hash maps.
 
     #[inline]
     fn side(&self, side: Side) -> &BookSide {
@@ -452,18 +504,30 @@ impl OrderBook {
 
     /// The level at `price` on `side`, created (and made best if it is) when missing.
     fn level_for(&mut self, side: Side, price: Price) -> u32 {
-        if let Some(&l) = self.side(side).levels.get(&price) {
+        let (book_side, levels) = match side {
+            Side::Buy => (&mut self.bids, &mut self.levels),
+            Side::Sell => (&mut self.asks, &mut self.levels),
+        };
+        if let Some(&l) = book_side.index.get(&price) {
             return l;
         }
-        let l = self.levels.insert(Level {
+        let l = levels.insert(Level {
             price,
             total: Qty(0),
             head: NIL,
             tail: NIL,
             count: 0,
         });
+        book_side.index.insert(price, l);
+        book_side.levels.insert(price, l);
+        book_side.empty += 1;
+        l
+    }
+
+    /// A level just got its first order: it may be the new best.
+    fn level_filled(&mut self, side: Side, price: Price, l: u32) {
         let s = self.side_mut(side);
-        s.levels.insert(price, l);
+        s.empty -= 1;
         let better = match (side, s.best) {
             (_, None) => true,
             (Side::Buy, Some((b, _))) => price > b,
@@ -472,30 +536,47 @@ impl OrderBook {
         if better {
             s.best = Some((price, l));
         }
-        l
     }
 
-    /// Drops an empty level, moving the best to the next level when it was the best.
-    fn remove_level(&mut self, side: Side, l: u32) {
+    /// A level just lost its last order: it stays for reuse, the best moves on if it was the
+    /// best, and empty levels are swept when there are too many.
+    fn level_emptied(&mut self, side: Side, l: u32) {
         let price = self.levels[l].price;
-        self.levels.remove(l);
-        let s = self.side_mut(side);
-        s.levels.remove(&price);
+        let (s, levels) = match side {
+            Side::Buy => (&mut self.bids, &mut self.levels),
+            Side::Sell => (&mut self.asks, &mut self.levels),
+        };
+        s.empty += 1;
         if s.best.is_some_and(|(p, _)| p == price) {
+            let live = |&(_, &l): &(&Price, &u32)| levels[l].count > 0;
             s.best = match side {
-                Side::Buy => s.levels.range(..price).next_back(),
-                Side::Sell => s.levels.range(price..).next(),
+                Side::Buy => s.levels.range(..price).rev().find(live),
+                Side::Sell => s.levels.range(price..).find(live),
             }
             .map(|(&p, &l)| (p, l));
         }
+        if s.empty > MIN_EMPTY_LEVELS.max(s.levels.len() - s.empty) {
+            let index = &mut s.index;
+            s.levels.retain(|p, &mut l| {
+                let keep = levels[l].count > 0;
+                if !keep {
+                    index.remove(p);
+                    levels.remove(l);
+                }
+                keep
+            });
+            s.empty = 0;
+        }
     }
 
-    /// Puts a new order at the back of its level and into every index.
-    fn insert_order(&mut self, node: Node, client_id: Option<ClientOrderId>) -> u32 {
-        let (side, price, id, account, remaining) =
-            (node.side, node.price, node.id, node.account, node.remaining);
+    /// Puts an order (already in the slab) at the back of the level for its price.
+    /// Returns the level's new total.
+    fn link_level(&mut self, slot: u32) -> Qty {
+        let (side, price, remaining) = {
+            let n = &self.nodes[slot];
+            (n.side, n.price, n.remaining)
+        };
         let l = self.level_for(side, price);
-        let slot = self.nodes.insert(node);
         let level = &mut self.levels[l];
         let tail = level.tail;
         level.tail = slot;
@@ -504,9 +585,58 @@ impl OrderBook {
         }
         level.total.0 += remaining.0;
         level.count += 1;
+        let (total, first) = (level.total, level.count == 1);
         if tail != NIL {
             self.nodes[tail].next = slot;
         }
+        if first {
+            self.level_filled(side, price, l);
+        }
+        let n = &mut self.nodes[slot];
+        n.prev = tail;
+        n.next = NIL;
+        n.level = l;
+        total
+    }
+
+    /// Takes an order out of its level and returns whether the level is now empty. The caller
+    /// reports an emptied level with `level_emptied` (the matcher does so after its walk, so the
+    /// best does not move under it).
+    fn unlink_level(&mut self, slot: u32) -> bool {
+        let (prev, next, l, remaining) = {
+            let n = &self.nodes[slot];
+            (n.prev, n.next, n.level, n.remaining)
+        };
+        if prev != NIL {
+            self.nodes[prev].next = next;
+        }
+        if next != NIL {
+            self.nodes[next].prev = prev;
+        }
+        let level = &mut self.levels[l];
+        if level.head == slot {
+            level.head = next;
+        }
+        if level.tail == slot {
+            level.tail = prev;
+        }
+        level.total.0 -= remaining.0;
+        level.count -= 1;
+        level.count == 0
+    }
+
+    /// Takes an order out of its level. Returns the level's new total.
+    fn detach(&mut self, slot: u32) -> Qty {
+        let (side, l) = (self.nodes[slot].side, self.nodes[slot].level);
+        if self.unlink_level(slot) {
+            self.level_emptied(side, l);
+        }
+        self.levels[l].total
+    }
+
+    /// Adds an order (already in the slab) to the id, account and client-id indexes.
+    fn link_indexes(&mut self, slot: u32, client_id: Option<ClientOrderId>) {
+        let (id, account) = (self.nodes[slot].id, self.nodes[slot].account);
         let acct_head = match self.accounts.get_mut(&account) {
             Some(list) => {
                 let old = list.head;
@@ -529,9 +659,6 @@ impl OrderBook {
             self.nodes[acct_head].acct_prev = slot;
         }
         let n = &mut self.nodes[slot];
-        n.prev = tail;
-        n.next = NIL;
-        n.level = l;
         n.acct_prev = NIL;
         n.acct_next = acct_head;
         n.has_client_id = client_id.is_some();
@@ -540,41 +667,13 @@ impl OrderBook {
             self.client_ids.insert(id, c);
             self.by_client_id.insert((account, c), id);
         }
-        slot
     }
 
-    /// Takes an order out of its level and every index. Leaves an emptied level in place (the
-    /// caller removes it, so a level being matched is not dropped mid-walk) and returns whether
-    /// the level is now empty, with the order's client id.
-    fn unlink_order(&mut self, slot: u32) -> (bool, Option<ClientOrderId>) {
+    /// Removes an order from the indexes and frees its slot; returns its client id.
+    fn release(&mut self, slot: u32) -> Option<ClientOrderId> {
         let n = &self.nodes[slot];
-        let (prev, next, l, ap, an, id, account, remaining, has_client_id) = (
-            n.prev,
-            n.next,
-            n.level,
-            n.acct_prev,
-            n.acct_next,
-            n.id,
-            n.account,
-            n.remaining,
-            n.has_client_id,
-        );
-        if prev != NIL {
-            self.nodes[prev].next = next;
-        }
-        if next != NIL {
-            self.nodes[next].prev = prev;
-        }
-        let level = &mut self.levels[l];
-        if level.head == slot {
-            level.head = next;
-        }
-        if level.tail == slot {
-            level.tail = prev;
-        }
-        level.total.0 -= remaining.0;
-        level.count -= 1;
-        let level_empty = level.count == 0;
+        let (ap, an, id, account, has_client_id) =
+            (n.acct_prev, n.acct_next, n.id, n.account, n.has_client_id);
         if ap != NIL {
             self.nodes[ap].acct_next = an;
         }
@@ -584,7 +683,7 @@ impl OrderBook {
         let list = self
             .accounts
             .get_mut(&account)
-            .expect("a resting order's account has a list");
+            .expect("a live order's account has a list");
         if list.head == slot {
             list.head = an;
         }
@@ -603,25 +702,31 @@ impl OrderBook {
             None
         };
         self.nodes.remove(slot);
-        (level_empty, client_id)
-    }
-
-    /// Removes an order and, if it emptied its level, the level.
-    fn remove_order(&mut self, slot: u32) -> Option<ClientOrderId> {
-        let (side, l) = (self.nodes[slot].side, self.nodes[slot].level);
-        let (empty, client_id) = self.unlink_order(slot);
-        if empty {
-            self.remove_level(side, l);
-        }
         client_id
     }
 
+    /// Adds a new order to the slab, its level and the indexes. Returns its slot and the level's
+    /// new total.
+    fn insert_order(&mut self, node: Node, client_id: Option<ClientOrderId>) -> (u32, Qty) {
+        let slot = self.nodes.insert(node);
+        let total = self.link_level(slot);
+        self.link_indexes(slot, client_id);
+        (slot, total)
+    }
+
     /// Cancels a resting order: its final update, then its level's new total.
-    fn cancel_resting(&mut self, out: &mut Vec<Event>, ts: Timestamp, slot: u32, why: CancelReason) {
+    fn cancel_resting(
+        &mut self,
+        out: &mut Vec<Event>,
+        ts: Timestamp,
+        slot: u32,
+        why: CancelReason,
+    ) {
         self.emit_order(out, ts, slot, OrderStatus::Cancelled(why));
         let (side, price) = (self.nodes[slot].side, self.nodes[slot].price);
-        self.remove_order(slot);
-        self.emit_level(out, ts, side, price);
+        let total = self.detach(slot);
+        self.release(slot);
+        self.emit_level(out, ts, side, price, total);
     }
 
     // ----- commands ------------------------------------------------------------------------
@@ -681,7 +786,14 @@ impl OrderBook {
     /// Places a new order: validates, matches what crosses, rests or cancels the remainder.
     pub fn place(&mut self, ts: Timestamp, o: &NewOrder, out: &mut Vec<Event>) {
         if let Err(reason) = self.check_place(o) {
-            return self.reject(out, ts, CommandKind::Place, Some(o.order_id), o.account, reason);
+            return self.reject(
+                out,
+                ts,
+                CommandKind::Place,
+                Some(o.order_id),
+                o.account,
+                reason,
+            );
         }
         let (limit, qty, tif, post_only, quote) = match o.order_type {
             OrderType::Limit {
@@ -702,7 +814,14 @@ impl OrderBook {
             && crosses(o.side, price, best)
         {
             let reason = RejectReason::PostOnlyWouldTake;
-            return self.reject(out, ts, CommandKind::Place, Some(o.order_id), o.account, reason);
+            return self.reject(
+                out,
+                ts,
+                CommandKind::Place,
+                Some(o.order_id),
+                o.account,
+                reason,
+            );
         }
         let accepted = EventKind::Accepted {
             command: CommandKind::Place,
@@ -749,9 +868,9 @@ impl OrderBook {
                         has_client_id: false,
                     };
                     let price = node.price;
-                    let slot = self.insert_order(node, o.client_order_id);
-                    self.emit_level(out, ts, o.side, price);
-                    let status = self.view(slot).status();
+                    let (slot, total) = self.insert_order(node, o.client_order_id);
+                    self.emit_level(out, ts, o.side, price, total);
+                    let status = self.resting_status(slot);
                     return self.emit_order(out, ts, slot, status);
                 }
                 MatchEnd::Done => OrderStatus::Cancelled(CancelReason::IocRemainder),
@@ -832,8 +951,14 @@ impl OrderBook {
                 };
                 if account == t.account && t.stp != StpMode::None {
                     if matches!(t.stp, StpMode::ExpireMaker | StpMode::ExpireBoth) {
-                        self.emit_order(out, ts, cur, OrderStatus::Cancelled(CancelReason::SelfTrade));
-                        self.unlink_order(cur);
+                        self.emit_order(
+                            out,
+                            ts,
+                            cur,
+                            OrderStatus::Cancelled(CancelReason::SelfTrade),
+                        );
+                        self.unlink_level(cur);
+                        self.release(cur);
                         touched = true;
                     }
                     if matches!(t.stp, StpMode::ExpireTaker | StpMode::ExpireBoth) {
@@ -882,7 +1007,8 @@ impl OrderBook {
                 self.levels[l].total.0 -= q;
                 if remaining == q {
                     self.emit_order(out, ts, cur, OrderStatus::Filled);
-                    self.unlink_order(cur);
+                    self.unlink_level(cur);
+                    self.release(cur);
                     cur = next;
                 } else {
                     // The maker keeps the front of the queue: the taker is done, or (quote-sized)
@@ -893,11 +1019,12 @@ impl OrderBook {
                     break;
                 }
             }
+            let total = self.levels[l].total;
             if self.levels[l].count == 0 {
-                self.remove_level(maker_side, l);
+                self.level_emptied(maker_side, l);
             }
             if touched {
-                self.emit_level(out, ts, maker_side, price);
+                self.emit_level(out, ts, maker_side, price, total);
             }
             if stop {
                 break 'levels;
@@ -907,13 +1034,26 @@ impl OrderBook {
     }
 
     /// Cancels one live order of the account.
-    pub fn cancel(&mut self, ts: Timestamp, account: AccountId, target: &OrderRef, out: &mut Vec<Event>) {
+    pub fn cancel(
+        &mut self,
+        ts: Timestamp,
+        account: AccountId,
+        target: &OrderRef,
+        out: &mut Vec<Event>,
+    ) {
         let Some(slot) = self.find(account, target) else {
             let id = match target {
                 OrderRef::Id(id) => Some(*id),
                 OrderRef::Client(_) => None,
             };
-            return self.reject(out, ts, CommandKind::Cancel, id, account, RejectReason::UnknownOrder);
+            return self.reject(
+                out,
+                ts,
+                CommandKind::Cancel,
+                id,
+                account,
+                RejectReason::UnknownOrder,
+            );
         };
         let accepted = EventKind::Accepted {
             command: CommandKind::Cancel,
@@ -936,110 +1076,103 @@ impl OrderBook {
 
     /// Amends a live order (see [`AmendOrder`] for the rules).
     pub fn amend(&mut self, ts: Timestamp, a: &AmendOrder, out: &mut Vec<Event>) {
-        let reject = |book: &mut Self, out: &mut Vec<Event>, id, reason| {
-            book.reject(out, ts, CommandKind::Amend, id, a.account, reason)
-        };
         let Some(slot) = self.find(a.account, &a.target) else {
             let id = match a.target {
                 OrderRef::Id(id) => Some(id),
                 OrderRef::Client(_) => None,
             };
-            return reject(self, out, id, RejectReason::UnknownOrder);
+            let reason = RejectReason::UnknownOrder;
+            return self.reject(out, ts, CommandKind::Amend, id, a.account, reason);
         };
-        let n = self.nodes[slot].clone();
-        let total = n.filled.0 + n.remaining.0;
-        let new_price = a.new_price.unwrap_or(n.price);
+        let n = &self.nodes[slot];
+        let (id, side, old_price, filled, post_only) =
+            (n.id, n.side, n.price, n.filled.0, n.post_only);
+        let total = filled + n.remaining.0;
+        let new_price = a.new_price.unwrap_or(old_price);
         let new_total = a.new_qty.map_or(total, |q| q.0);
-        if a.new_price.is_none() && a.new_qty.is_none() {
-            return reject(self, out, Some(n.id), RejectReason::InvalidAmend);
-        }
-        if new_price.0 == 0 || new_price > self.limits.max_price {
-            return reject(self, out, Some(n.id), RejectReason::PriceOutOfRange);
-        }
-        if new_total > self.limits.max_qty.0 {
-            return reject(self, out, Some(n.id), RejectReason::QtyOutOfRange);
-        }
-        if new_total <= n.filled.0 {
-            return reject(self, out, Some(n.id), RejectReason::InvalidAmend);
+        let invalid = if a.new_price.is_none() && a.new_qty.is_none() {
+            Some(RejectReason::InvalidAmend)
+        } else if new_price.0 == 0 || new_price > self.limits.max_price {
+            Some(RejectReason::PriceOutOfRange)
+        } else if new_total > self.limits.max_qty.0 {
+            Some(RejectReason::QtyOutOfRange)
+        } else if new_total <= filled {
+            Some(RejectReason::InvalidAmend)
+        } else {
+            None
+        };
+        if let Some(reason) = invalid {
+            return self.reject(out, ts, CommandKind::Amend, Some(id), a.account, reason);
         }
         let accepted = EventKind::Accepted {
             command: CommandKind::Amend,
-            order_id: n.id,
+            order_id: id,
             account: a.account,
         };
-        if new_price == n.price && new_total <= total {
+        self.emit(out, ts, accepted);
+        if new_price == old_price && new_total <= total {
             // Reduce in place: the order keeps its place in the queue.
-            self.emit(out, ts, accepted);
             let cut = total - new_total;
+            let l = self.nodes[slot].level;
             self.nodes[slot].remaining.0 -= cut;
-            self.levels[n.level].total.0 -= cut;
-            self.emit_level(out, ts, n.side, n.price);
-            let status = self.view(slot).status();
+            self.levels[l].total.0 -= cut;
+            let level_total = self.levels[l].total;
+            self.emit_level(out, ts, side, old_price, level_total);
+            let status = self.resting_status(slot);
             return self.emit_order(out, ts, slot, status);
         }
-        // Cancel-and-replace: the order leaves its level and comes back as a taker.
-        self.emit(out, ts, accepted);
-        let client_id = self.remove_order(slot);
-        self.emit_level(out, ts, n.side, n.price);
-        let mut replaced = Node {
-            price: new_price,
-            remaining: Qty(new_total - n.filled.0),
-            ts,
-            ..n
-        };
-        let would_take = self
-            .side(n.side.opposite())
-            .best
-            .is_some_and(|(best, _)| crosses(n.side, new_price, best));
-        if n.post_only && would_take {
-            let update = OrderUpdate {
-                order_id: n.id,
-                account: n.account,
-                side: n.side,
-                price: new_price,
-                status: OrderStatus::Cancelled(CancelReason::PostOnly),
-                filled: n.filled,
-                remaining: Qty(0),
-            };
-            return self.emit(out, ts, EventKind::Order(update));
+        // Cancel-and-replace: the order leaves its level (keeping its id, fills and indexes),
+        // may trade like an incoming order, and rests at the back of its new level.
+        let level_total = self.detach(slot);
+        self.emit_level(out, ts, side, old_price, level_total);
+        {
+            let n = &mut self.nodes[slot];
+            n.price = new_price;
+            n.remaining = Qty(new_total - filled);
+            n.ts = ts;
         }
-        let mut taker = Taker {
-            id: n.id,
-            account: n.account,
-            side: n.side,
-            limit: Some(new_price),
-            remaining: replaced.remaining.0,
-            quote_left: None,
-            filled: n.filled.0,
-            stp: n.stp,
-        };
-        let end = if would_take {
-            self.match_taker(ts, &mut taker, out)
-        } else {
-            MatchEnd::Done
-        };
-        replaced.remaining = Qty(taker.remaining);
-        replaced.filled = Qty(taker.filled);
-        let status = match end {
-            MatchEnd::SelfTrade => OrderStatus::Cancelled(CancelReason::SelfTrade),
-            MatchEnd::Done | MatchEnd::QuoteSpent if taker.remaining == 0 => OrderStatus::Filled,
-            MatchEnd::Done | MatchEnd::QuoteSpent => {
-                let slot = self.insert_order(replaced, client_id);
-                self.emit_level(out, ts, n.side, new_price);
-                let status = self.view(slot).status();
-                return self.emit_order(out, ts, slot, status);
+        let would_take = self
+            .side(side.opposite())
+            .best
+            .is_some_and(|(best, _)| crosses(side, new_price, best));
+        let end = if post_only && would_take {
+            Some(OrderStatus::Cancelled(CancelReason::PostOnly))
+        } else if would_take {
+            let n = &self.nodes[slot];
+            let mut taker = Taker {
+                id,
+                account: n.account,
+                side,
+                limit: Some(new_price),
+                remaining: n.remaining.0,
+                quote_left: None,
+                filled,
+                stp: n.stp,
+            };
+            let end = self.match_taker(ts, &mut taker, out);
+            let n = &mut self.nodes[slot];
+            n.remaining = Qty(taker.remaining);
+            n.filled = Qty(taker.filled);
+            match end {
+                MatchEnd::SelfTrade => Some(OrderStatus::Cancelled(CancelReason::SelfTrade)),
+                _ if taker.remaining == 0 => Some(OrderStatus::Filled),
+                _ => None,
             }
+        } else {
+            None
         };
-        let update = OrderUpdate {
-            order_id: n.id,
-            account: n.account,
-            side: n.side,
-            price: new_price,
-            status,
-            filled: replaced.filled,
-            remaining: Qty(0),
-        };
-        self.emit(out, ts, EventKind::Order(update));
+        match end {
+            Some(status) => {
+                self.emit_order(out, ts, slot, status);
+                self.release(slot);
+            }
+            None => {
+                let level_total = self.link_level(slot);
+                self.emit_level(out, ts, side, new_price, level_total);
+                let status = self.resting_status(slot);
+                self.emit_order(out, ts, slot, status);
+            }
+        }
     }
 
     // ----- snapshots -----------------------------------------------------------------------
@@ -1106,18 +1239,45 @@ impl OrderBook {
         }
         let mut seen = 0usize;
         for (side, s) in [(Side::Buy, &self.bids), (Side::Sell, &self.asks)] {
+            let live = |&(_, &l): &(&Price, &u32)| self.levels[l].count > 0;
             let expected_best = match side {
-                Side::Buy => s.levels.iter().next_back(),
-                Side::Sell => s.levels.iter().next(),
+                Side::Buy => s.levels.iter().rev().find(live),
+                Side::Sell => s.levels.iter().find(live),
             }
             .map(|(&p, &l)| (p, l));
+            let empty = s
+                .levels
+                .values()
+                .filter(|&&l| self.levels[l].count == 0)
+                .count();
+            if empty != s.empty {
+                return Err(format!(
+                    "{side:?} counts {} empty levels, has {empty}",
+                    s.empty
+                ));
+            }
             if s.best != expected_best {
-                return Err(format!("{side:?} best cache {:?} != {expected_best:?}", s.best));
+                return Err(format!(
+                    "{side:?} best cache {:?} != {expected_best:?}",
+                    s.best
+                ));
+            }
+            if s.index.len() != s.levels.len() {
+                return Err(format!(
+                    "{side:?} level index holds {} of {} levels",
+                    s.index.len(),
+                    s.levels.len()
+                ));
             }
             for (&price, &l) in &s.levels {
+                if s.index.get(&price) != Some(&l) {
+                    return Err(format!(
+                        "{side:?} level {price:?} is missing from the index"
+                    ));
+                }
                 let level = &self.levels[l];
-                if level.price != price || level.count == 0 {
-                    return Err(format!("{side:?} level {price:?} is stale or empty"));
+                if level.price != price || (level.count == 0 && level.total.0 != 0) {
+                    return Err(format!("{side:?} level {price:?} is stale"));
                 }
                 let (mut sum, mut count, mut cur, mut prev) = (0u64, 0u32, level.head, NIL);
                 while cur != NIL {
@@ -1143,11 +1303,16 @@ impl OrderBook {
             }
         }
         if seen != self.by_id.len() {
-            return Err(format!("{seen} orders on levels, {} indexed", self.by_id.len()));
+            return Err(format!(
+                "{seen} orders on levels, {} indexed",
+                self.by_id.len()
+            ));
         }
         let listed: usize = self.accounts.values().map(|a| a.count as usize).sum();
         if listed != seen {
-            return Err(format!("{listed} orders in account lists, {seen} on levels"));
+            return Err(format!(
+                "{listed} orders in account lists, {seen} on levels"
+            ));
         }
         Ok(())
     }

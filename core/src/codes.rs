@@ -124,8 +124,16 @@ mod tests {
         let doc = include_str!("../../docs/error-codes.md");
         for c in ErrorCode::ALL {
             let name = serde_json::to_string(c).unwrap();
-            let row = format!("| {} | {} | {} |", c.as_u16(), name.trim_matches('"'), c.http_status());
-            assert!(doc.contains(&row), "docs/error-codes.md lacks the row {row}");
+            let row = format!(
+                "| {} | {} | {} |",
+                c.as_u16(),
+                name.trim_matches('"'),
+                c.http_status()
+            );
+            assert!(
+                doc.contains(&row),
+                "docs/error-codes.md lacks the row {row}"
+            );
         }
     }
 }

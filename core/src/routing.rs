@@ -6,7 +6,9 @@
 //! shards grows from N to N+1, only about 1/(N+1) of the symbols move.
 
 /// A shard's number, `0..shards`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct ShardId(pub u32);
 

@@ -4,7 +4,7 @@
 //! ticks, lots and notional units for the engine. Everything that turns a client's decimal into an
 //! engine integer goes through its `*_from_decimal` methods, which refuse anything inexact.
 
-use crate::num::{self, NumError, Notional, Price, Qty};
+use crate::num::{self, Notional, NumError, Price, Qty};
 use crate::types::SymbolId;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -315,7 +315,10 @@ mod tests {
         let t = SymbolTable::default_symbols();
         let btc = t.by_name("BTC-USD").unwrap();
         assert_eq!(btc.price_from_decimal(d("65000.01")), Ok(Price(6_500_001)));
-        assert_eq!(btc.price_to_decimal(Price(6_500_001)).to_string(), "65000.01");
+        assert_eq!(
+            btc.price_to_decimal(Price(6_500_001)).to_string(),
+            "65000.01"
+        );
         assert!(matches!(
             btc.price_from_decimal(d("65000.001")),
             Err(NumError::OffStep { .. })
@@ -334,7 +337,10 @@ mod tests {
             btc.qty_from_decimal(d("100000")),
             Err(NumError::AboveMax { .. })
         ));
-        assert_eq!(btc.notional_from_decimal(d("100")).unwrap().0, 100 * 10_000_000);
+        assert_eq!(
+            btc.notional_from_decimal(d("100")).unwrap().0,
+            100 * 10_000_000
+        );
         assert!(matches!(
             btc.notional_from_decimal(d("0.5")),
             Err(NumError::BelowMin { .. })

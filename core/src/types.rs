@@ -217,7 +217,10 @@ mod tests {
 
     #[test]
     fn client_order_id_rules() {
-        assert_eq!(ClientOrderId::new("abc-1.x:y/z_").unwrap().as_str(), "abc-1.x:y/z_");
+        assert_eq!(
+            ClientOrderId::new("abc-1.x:y/z_").unwrap().as_str(),
+            "abc-1.x:y/z_"
+        );
         assert_eq!(ClientOrderId::new(""), Err(ClientOrderIdError::Empty));
         assert_eq!(
             ClientOrderId::new(&"a".repeat(37)),

@@ -3,17 +3,26 @@
 
 mod common;
 
+use Side::{Buy, Sell};
 use common::*;
 use exchange_core::*;
-use Side::{Buy, Sell};
 
 #[test]
 fn limit_order_rests_and_reports_new() {
     let mut h = Harness::new();
     let (id, ev) = h.limit(1, Buy, 100, 5);
     let kinds: Vec<_> = ev.iter().map(|e| e.kind).collect();
-    assert!(matches!(kinds[0], EventKind::Accepted { command: CommandKind::Place, order_id, .. } if order_id == id));
-    assert_eq!(kinds[1], EventKind::Level(LevelUpdate { side: Buy, price: Price(100), qty: Qty(5) }));
+    assert!(
+        matches!(kinds[0], EventKind::Accepted { command: CommandKind::Place, order_id, .. } if order_id == id)
+    );
+    assert_eq!(
+        kinds[1],
+        EventKind::Level(LevelUpdate {
+            side: Buy,
+            price: Price(100),
+            qty: Qty(5)
+        })
+    );
     assert_eq!(status(&ev, id), OrderStatus::New);
     assert_eq!(ev.len(), 3);
     assert_eq!(h.book().best_bid(), Some((Price(100), Qty(5))));
@@ -33,8 +42,15 @@ fn trades_at_the_makers_price_best_price_first_then_time() {
     assert_eq!(status(&ev, t), OrderStatus::Filled);
     assert_eq!(h.depth(), (vec![], vec![(101, 3)]));
     let tr = trades(&ev);
-    assert!(tr.iter().all(|x| x.taker_order_id == t && x.taker_side == Buy && x.taker_account == AccountId(4)));
-    assert_eq!(tr.iter().map(|x| x.trade_id.0 & 0xffff).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert!(
+        tr.iter().all(|x| x.taker_order_id == t
+            && x.taker_side == Buy
+            && x.taker_account == AccountId(4))
+    );
+    assert_eq!(
+        tr.iter().map(|x| x.trade_id.0 & 0xffff).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
 }
 
 #[test]
@@ -43,19 +59,33 @@ fn partially_filled_taker_rests_its_remainder() {
     h.limit(1, Sell, 100, 3);
     let (t, ev) = h.limit(2, Buy, 100, 10);
     let u = last_update(&ev, t).unwrap();
-    assert_eq!((u.status, u.filled, u.remaining), (OrderStatus::PartiallyFilled, Qty(3), Qty(7)));
+    assert_eq!(
+        (u.status, u.filled, u.remaining),
+        (OrderStatus::PartiallyFilled, Qty(3), Qty(7))
+    );
     assert_eq!(h.depth(), (vec![(100, 7)], vec![]));
-    assert!(ev.iter().any(|e| e.kind == EventKind::Level(LevelUpdate { side: Sell, price: Price(100), qty: Qty(0) })));
+    assert!(ev.iter().any(|e| e.kind
+        == EventKind::Level(LevelUpdate {
+            side: Sell,
+            price: Price(100),
+            qty: Qty(0)
+        })));
 }
 
 #[test]
 fn market_order_without_liquidity_is_cancelled_never_rests() {
     let mut h = Harness::new();
     let (id, ev) = h.market(1, Buy, MarketSize::Base(Qty(5)));
-    assert_eq!(status(&ev, id), OrderStatus::Cancelled(CancelReason::IocRemainder));
+    assert_eq!(
+        status(&ev, id),
+        OrderStatus::Cancelled(CancelReason::IocRemainder)
+    );
     assert_eq!(h.book().order_count(), 0);
     let (id, ev) = h.market(1, Sell, MarketSize::Quote(Notional(500)));
-    assert_eq!(status(&ev, id), OrderStatus::Cancelled(CancelReason::IocRemainder));
+    assert_eq!(
+        status(&ev, id),
+        OrderStatus::Cancelled(CancelReason::IocRemainder)
+    );
     assert_eq!(h.book().order_count(), 0);
 }
 
@@ -67,10 +97,16 @@ fn market_order_sweeps_levels_and_cancels_what_is_left() {
     let (id, ev) = h.market(2, Sell, MarketSize::Base(Qty(5)));
     assert_eq!(fills(&ev), vec![(a, 100, 2), (b, 99, 2)]);
     let u = last_update(&ev, id).unwrap();
-    assert_eq!((u.status, u.filled), (OrderStatus::Cancelled(CancelReason::IocRemainder), Qty(4)));
+    assert_eq!(
+        (u.status, u.filled),
+        (OrderStatus::Cancelled(CancelReason::IocRemainder), Qty(4))
+    );
     let (id, ev) = h.market(2, Sell, MarketSize::Base(Qty(1)));
     assert!(fills(&ev).is_empty());
-    assert_eq!(status(&ev, id), OrderStatus::Cancelled(CancelReason::IocRemainder));
+    assert_eq!(
+        status(&ev, id),
+        OrderStatus::Cancelled(CancelReason::IocRemainder)
+    );
 }
 
 #[test]
@@ -91,7 +127,10 @@ fn quote_sized_market_buy_spends_at_most_its_amount() {
     let (id, ev) = h.market(2, Buy, MarketSize::Quote(Notional(1000)));
     assert_eq!(fills(&ev), vec![(b, 20, 5)]);
     let u = last_update(&ev, id).unwrap();
-    assert_eq!((u.status, u.filled), (OrderStatus::Cancelled(CancelReason::IocRemainder), Qty(5)));
+    assert_eq!(
+        (u.status, u.filled),
+        (OrderStatus::Cancelled(CancelReason::IocRemainder), Qty(5))
+    );
 }
 
 #[test]
@@ -102,7 +141,16 @@ fn quote_sized_order_stops_at_a_maker_it_cannot_afford_more_of() {
     let mut h = Harness::new();
     let (m, _) = h.limit(1, Sell, 104, 13);
     h.limit(2, Sell, 104, 1);
-    let (id, ev) = h.order(TST, 2, Buy, OrderType::Market { size: MarketSize::Quote(Notional(210)) }, StpMode::ExpireTaker, None);
+    let (id, ev) = h.order(
+        TST,
+        2,
+        Buy,
+        OrderType::Market {
+            size: MarketSize::Quote(Notional(210)),
+        },
+        StpMode::ExpireTaker,
+        None,
+    );
     assert_eq!(fills(&ev), vec![(m, 104, 2)]);
     assert_eq!(status(&ev, id), OrderStatus::Filled);
     assert_eq!(h.book().order(m).unwrap().remaining, Qty(11));
@@ -124,7 +172,10 @@ fn ioc_trades_what_it_can_and_cancels_the_rest() {
     h.limit(1, Sell, 102, 3);
     let (id, ev) = h.limit_tif(2, Buy, 101, 5, TimeInForce::Ioc);
     let u = last_update(&ev, id).unwrap();
-    assert_eq!((u.status, u.filled), (OrderStatus::Cancelled(CancelReason::IocRemainder), Qty(3)));
+    assert_eq!(
+        (u.status, u.filled),
+        (OrderStatus::Cancelled(CancelReason::IocRemainder), Qty(3))
+    );
     assert_eq!(h.depth(), (vec![], vec![(102, 3)]));
     let (id, ev) = h.limit_tif(2, Buy, 102, 3, TimeInForce::Ioc);
     assert_eq!(status(&ev, id), OrderStatus::Filled);
@@ -137,10 +188,16 @@ fn fok_fills_completely_or_not_at_all() {
     h.limit(1, Sell, 101, 3);
     let (id, ev) = h.limit_tif(2, Buy, 101, 7, TimeInForce::Fok);
     assert!(fills(&ev).is_empty());
-    assert_eq!(status(&ev, id), OrderStatus::Cancelled(CancelReason::FokUnfillable));
+    assert_eq!(
+        status(&ev, id),
+        OrderStatus::Cancelled(CancelReason::FokUnfillable)
+    );
     assert_eq!(h.depth(), (vec![], vec![(100, 3), (101, 3)]));
     let (id, ev) = h.limit_tif(2, Buy, 100, 4, TimeInForce::Fok);
-    assert_eq!(status(&ev, id), OrderStatus::Cancelled(CancelReason::FokUnfillable));
+    assert_eq!(
+        status(&ev, id),
+        OrderStatus::Cancelled(CancelReason::FokUnfillable)
+    );
     let (id, ev) = h.limit_tif(2, Buy, 101, 6, TimeInForce::Fok);
     assert_eq!(fills(&ev).len(), 2);
     assert_eq!(status(&ev, id), OrderStatus::Filled);
@@ -153,13 +210,40 @@ fn fok_counts_only_what_self_trade_prevention_lets_it_take() {
     h.limit(1, Sell, 100, 3);
     h.limit(2, Sell, 100, 3);
     // Account 1 buying with EXPIRE_MAKER can only get account 2's 3.
-    let (id, ev) = h.order(TST, 1, Buy, lim(100, 4, TimeInForce::Fok), StpMode::ExpireMaker, None);
-    assert_eq!(status(&ev, id), OrderStatus::Cancelled(CancelReason::FokUnfillable));
+    let (id, ev) = h.order(
+        TST,
+        1,
+        Buy,
+        lim(100, 4, TimeInForce::Fok),
+        StpMode::ExpireMaker,
+        None,
+    );
+    assert_eq!(
+        status(&ev, id),
+        OrderStatus::Cancelled(CancelReason::FokUnfillable)
+    );
     assert_eq!(h.depth().1, vec![(100, 6)]);
     // With EXPIRE_TAKER it stops at its own order, which comes first.
-    let (id, ev) = h.order(TST, 1, Buy, lim(100, 1, TimeInForce::Fok), StpMode::ExpireTaker, None);
-    assert_eq!(status(&ev, id), OrderStatus::Cancelled(CancelReason::FokUnfillable));
-    let (id, ev) = h.order(TST, 1, Buy, lim(100, 3, TimeInForce::Fok), StpMode::ExpireMaker, None);
+    let (id, ev) = h.order(
+        TST,
+        1,
+        Buy,
+        lim(100, 1, TimeInForce::Fok),
+        StpMode::ExpireTaker,
+        None,
+    );
+    assert_eq!(
+        status(&ev, id),
+        OrderStatus::Cancelled(CancelReason::FokUnfillable)
+    );
+    let (id, ev) = h.order(
+        TST,
+        1,
+        Buy,
+        lim(100, 3, TimeInForce::Fok),
+        StpMode::ExpireMaker,
+        None,
+    );
     assert_eq!(status(&ev, id), OrderStatus::Filled);
     assert_eq!(trades(&ev)[0].maker_account, AccountId(2));
 }
@@ -168,13 +252,30 @@ fn fok_counts_only_what_self_trade_prevention_lets_it_take() {
 fn post_only_is_rejected_if_it_would_take_and_rests_otherwise() {
     let mut h = Harness::new();
     h.limit(1, Sell, 100, 3);
-    let post = |price| OrderType::Limit { price: Price(price), qty: Qty(1), tif: TimeInForce::Gtc, post_only: true };
+    let post = |price| OrderType::Limit {
+        price: Price(price),
+        qty: Qty(1),
+        tif: TimeInForce::Gtc,
+        post_only: true,
+    };
     let (_, ev) = h.order(TST, 2, Buy, post(100), StpMode::None, None);
     assert_eq!(rejection(&ev), Some(RejectReason::PostOnlyWouldTake));
     assert_eq!(ev.len(), 1);
     let (id, ev) = h.order(TST, 2, Buy, post(99), StpMode::None, None);
     assert_eq!(status(&ev, id), OrderStatus::New);
-    let (_, ev) = h.order(TST, 2, Buy, OrderType::Limit { price: Price(99), qty: Qty(1), tif: TimeInForce::Ioc, post_only: true }, StpMode::None, None);
+    let (_, ev) = h.order(
+        TST,
+        2,
+        Buy,
+        OrderType::Limit {
+            price: Price(99),
+            qty: Qty(1),
+            tif: TimeInForce::Ioc,
+            post_only: true,
+        },
+        StpMode::None,
+        None,
+    );
     assert_eq!(rejection(&ev), Some(RejectReason::InvalidOrderType));
 }
 
@@ -194,7 +295,10 @@ fn stp_expire_taker_cancels_the_incoming_remainder() {
     let (t, ev) = h.limit_stp(1, Buy, 100, 4, StpMode::ExpireTaker);
     assert_eq!(fills(&ev), vec![(other, 100, 1)]);
     let u = last_update(&ev, t).unwrap();
-    assert_eq!((u.status, u.filled), (OrderStatus::Cancelled(CancelReason::SelfTrade), Qty(1)));
+    assert_eq!(
+        (u.status, u.filled),
+        (OrderStatus::Cancelled(CancelReason::SelfTrade), Qty(1))
+    );
     assert!(h.book().order(own).is_some(), "the resting order stays");
     assert_eq!(h.book().order_count(), 1);
 }
@@ -205,7 +309,10 @@ fn stp_expire_maker_cancels_own_resting_orders_and_goes_on() {
     let (own, _) = h.limit(1, Sell, 100, 5);
     let (other, _) = h.limit(2, Sell, 100, 5);
     let (t, ev) = h.limit_stp(1, Buy, 100, 4, StpMode::ExpireMaker);
-    assert_eq!(status(&ev, own), OrderStatus::Cancelled(CancelReason::SelfTrade));
+    assert_eq!(
+        status(&ev, own),
+        OrderStatus::Cancelled(CancelReason::SelfTrade)
+    );
     assert_eq!(fills(&ev), vec![(other, 100, 4)]);
     assert_eq!(status(&ev, t), OrderStatus::Filled);
     assert_eq!(h.depth().1, vec![(100, 1)]);
@@ -218,8 +325,14 @@ fn stp_expire_both_cancels_both() {
     h.limit(2, Sell, 100, 5);
     let (t, ev) = h.limit_stp(1, Buy, 100, 4, StpMode::ExpireBoth);
     assert!(fills(&ev).is_empty());
-    assert_eq!(status(&ev, own), OrderStatus::Cancelled(CancelReason::SelfTrade));
-    assert_eq!(status(&ev, t), OrderStatus::Cancelled(CancelReason::SelfTrade));
+    assert_eq!(
+        status(&ev, own),
+        OrderStatus::Cancelled(CancelReason::SelfTrade)
+    );
+    assert_eq!(
+        status(&ev, t),
+        OrderStatus::Cancelled(CancelReason::SelfTrade)
+    );
     assert_eq!(h.depth(), (vec![], vec![(100, 5)]));
 }
 
@@ -239,7 +352,14 @@ fn amend_reducing_quantity_keeps_time_priority() {
     let ev = h.amend(1, a, None, Some(3));
     let u = last_update(&ev, a).unwrap();
     assert_eq!((u.status, u.remaining), (OrderStatus::New, Qty(3)));
-    assert!(ev.contains(&Event { kind: EventKind::Level(LevelUpdate { side: Sell, price: Price(100), qty: Qty(8) }), ..ev[1] }));
+    assert!(ev.contains(&Event {
+        kind: EventKind::Level(LevelUpdate {
+            side: Sell,
+            price: Price(100),
+            qty: Qty(8)
+        }),
+        ..ev[1]
+    }));
     let (_, ev) = h.limit(3, Buy, 100, 2);
     assert_eq!(fills(&ev), vec![(a, 100, 2)]);
     let _ = b;
@@ -269,19 +389,41 @@ fn amend_that_crosses_trades_like_a_new_order_and_keeps_its_fills() {
     let ev = h.amend(1, a, Some(101), None);
     assert_eq!(fills(&ev), vec![(m, 101, 3)]);
     let u = last_update(&ev, a).unwrap();
-    assert_eq!((u.status, u.filled, u.remaining, u.price), (OrderStatus::PartiallyFilled, Qty(4), Qty(1), Price(101)));
+    assert_eq!(
+        (u.status, u.filled, u.remaining, u.price),
+        (OrderStatus::PartiallyFilled, Qty(4), Qty(1), Price(101))
+    );
     assert_eq!(h.depth(), (vec![(101, 1)], vec![]));
     let ev = h.amend(1, a, None, Some(4));
-    assert_eq!(rejection(&ev), Some(RejectReason::InvalidAmend), "cannot cut below what is filled");
+    assert_eq!(
+        rejection(&ev),
+        Some(RejectReason::InvalidAmend),
+        "cannot cut below what is filled"
+    );
 }
 
 #[test]
 fn amend_that_would_make_a_post_only_order_take_cancels_it() {
     let mut h = Harness::new();
     h.limit(2, Sell, 101, 3);
-    let (id, _) = h.order(TST, 1, Buy, OrderType::Limit { price: Price(99), qty: Qty(1), tif: TimeInForce::Gtc, post_only: true }, StpMode::None, None);
+    let (id, _) = h.order(
+        TST,
+        1,
+        Buy,
+        OrderType::Limit {
+            price: Price(99),
+            qty: Qty(1),
+            tif: TimeInForce::Gtc,
+            post_only: true,
+        },
+        StpMode::None,
+        None,
+    );
     let ev = h.amend(1, id, Some(101), None);
-    assert_eq!(status(&ev, id), OrderStatus::Cancelled(CancelReason::PostOnly));
+    assert_eq!(
+        status(&ev, id),
+        OrderStatus::Cancelled(CancelReason::PostOnly)
+    );
     assert!(fills(&ev).is_empty());
     assert_eq!(h.depth(), (vec![], vec![(101, 3)]));
 }
@@ -290,40 +432,104 @@ fn amend_that_would_make_a_post_only_order_take_cancels_it() {
 fn amend_rejections() {
     let mut h = Harness::new();
     let (a, _) = h.limit(1, Sell, 100, 5);
-    assert_eq!(rejection(&h.amend(2, a, None, Some(1))), Some(RejectReason::UnknownOrder), "another account's order");
-    assert_eq!(rejection(&h.amend(1, OrderId::compose(TST, 999), None, Some(1))), Some(RejectReason::UnknownOrder));
-    assert_eq!(rejection(&h.amend(1, a, None, None)), Some(RejectReason::InvalidAmend));
-    assert_eq!(rejection(&h.amend(1, a, Some(2_000_000), None)), Some(RejectReason::PriceOutOfRange));
-    assert_eq!(rejection(&h.amend(1, a, None, Some(2_000_000))), Some(RejectReason::QtyOutOfRange));
-    assert_eq!(h.book().order(a).unwrap().remaining, Qty(5), "rejections change nothing");
+    assert_eq!(
+        rejection(&h.amend(2, a, None, Some(1))),
+        Some(RejectReason::UnknownOrder),
+        "another account's order"
+    );
+    assert_eq!(
+        rejection(&h.amend(1, OrderId::compose(TST, 999), None, Some(1))),
+        Some(RejectReason::UnknownOrder)
+    );
+    assert_eq!(
+        rejection(&h.amend(1, a, None, None)),
+        Some(RejectReason::InvalidAmend)
+    );
+    assert_eq!(
+        rejection(&h.amend(1, a, Some(2_000_000), None)),
+        Some(RejectReason::PriceOutOfRange)
+    );
+    assert_eq!(
+        rejection(&h.amend(1, a, None, Some(2_000_000))),
+        Some(RejectReason::QtyOutOfRange)
+    );
+    assert_eq!(
+        h.book().order(a).unwrap().remaining,
+        Qty(5),
+        "rejections change nothing"
+    );
 }
 
 #[test]
 fn cancel_by_id_and_by_client_id() {
     let mut h = Harness::new();
     let (a, _) = h.limit(1, Buy, 100, 5);
-    let (b, _) = h.order(TST, 1, Buy, lim(99, 5, TimeInForce::Gtc), StpMode::None, Some("mine-1"));
+    let (b, _) = h.order(
+        TST,
+        1,
+        Buy,
+        lim(99, 5, TimeInForce::Gtc),
+        StpMode::None,
+        Some("mine-1"),
+    );
     let ev = h.cancel(1, OrderRef::Id(a));
     assert_eq!(status(&ev, a), OrderStatus::Cancelled(CancelReason::User));
-    assert!(ev.iter().any(|e| e.kind == EventKind::Level(LevelUpdate { side: Buy, price: Price(100), qty: Qty(0) })));
+    assert!(ev.iter().any(|e| e.kind
+        == EventKind::Level(LevelUpdate {
+            side: Buy,
+            price: Price(100),
+            qty: Qty(0)
+        })));
     let coid = ClientOrderId::new("mine-1").unwrap();
-    assert_eq!(h.book().order_by_client_id(AccountId(1), &coid).map(|o| o.id), Some(b));
+    assert_eq!(
+        h.book()
+            .order_by_client_id(AccountId(1), &coid)
+            .map(|o| o.id),
+        Some(b)
+    );
     let ev = h.cancel(1, OrderRef::Client(coid));
     assert_eq!(status(&ev, b), OrderStatus::Cancelled(CancelReason::User));
     assert_eq!(h.book().order_count(), 0);
-    assert_eq!(rejection(&h.cancel(1, OrderRef::Id(a))), Some(RejectReason::UnknownOrder), "twice");
-    assert_eq!(rejection(&h.cancel(1, OrderRef::Client(coid))), Some(RejectReason::UnknownOrder));
+    assert_eq!(
+        rejection(&h.cancel(1, OrderRef::Id(a))),
+        Some(RejectReason::UnknownOrder),
+        "twice"
+    );
+    assert_eq!(
+        rejection(&h.cancel(1, OrderRef::Client(coid))),
+        Some(RejectReason::UnknownOrder)
+    );
     // The client id is free again once its order is gone.
-    let (_, ev) = h.order(TST, 1, Buy, lim(99, 5, TimeInForce::Gtc), StpMode::None, Some("mine-1"));
+    let (_, ev) = h.order(
+        TST,
+        1,
+        Buy,
+        lim(99, 5, TimeInForce::Gtc),
+        StpMode::None,
+        Some("mine-1"),
+    );
     assert_eq!(rejection(&ev), None);
 }
 
 #[test]
 fn an_account_cannot_cancel_another_accounts_order() {
     let mut h = Harness::new();
-    let (a, _) = h.order(TST, 1, Buy, lim(100, 5, TimeInForce::Gtc), StpMode::None, Some("x"));
-    assert_eq!(rejection(&h.cancel(2, OrderRef::Id(a))), Some(RejectReason::UnknownOrder));
-    assert_eq!(rejection(&h.cancel(2, OrderRef::Client(ClientOrderId::new("x").unwrap()))), Some(RejectReason::UnknownOrder));
+    let (a, _) = h.order(
+        TST,
+        1,
+        Buy,
+        lim(100, 5, TimeInForce::Gtc),
+        StpMode::None,
+        Some("x"),
+    );
+    assert_eq!(
+        rejection(&h.cancel(2, OrderRef::Id(a))),
+        Some(RejectReason::UnknownOrder)
+    );
+    assert_eq!(
+        rejection(&h.cancel(2, OrderRef::Client(ClientOrderId::new("x").unwrap()))),
+        Some(RejectReason::UnknownOrder)
+    );
     assert!(h.book().order(a).is_some());
 }
 
@@ -333,15 +539,33 @@ fn cancel_all_for_one_symbol_or_every_symbol() {
     let (a, _) = h.limit(1, Buy, 100, 5);
     let (b, _) = h.limit(1, Sell, 110, 5);
     let (keep, _) = h.limit(2, Buy, 101, 5);
-    let (o, _) = h.order(OTH, 1, Buy, lim(10, 1, TimeInForce::Gtc), StpMode::None, None);
-    let ev = h.apply(Command::CancelAll(CancelAll { account: AccountId(1), symbol: Some(TST) }));
+    let (o, _) = h.order(
+        OTH,
+        1,
+        Buy,
+        lim(10, 1, TimeInForce::Gtc),
+        StpMode::None,
+        None,
+    );
+    let ev = h.apply(Command::CancelAll(CancelAll {
+        account: AccountId(1),
+        symbol: Some(TST),
+    }));
     assert_eq!(status(&ev, a), OrderStatus::Cancelled(CancelReason::User));
     assert_eq!(status(&ev, b), OrderStatus::Cancelled(CancelReason::User));
     assert!(h.book().order(keep).is_some());
     assert!(h.engine.book(OTH).unwrap().order(o).is_some());
     h.limit(1, Buy, 100, 5);
-    let ev = h.apply(Command::CancelAll(CancelAll { account: AccountId(1), symbol: None }));
-    assert_eq!(ev.iter().filter(|e| matches!(e.kind, EventKind::Order(_))).count(), 2);
+    let ev = h.apply(Command::CancelAll(CancelAll {
+        account: AccountId(1),
+        symbol: None,
+    }));
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e.kind, EventKind::Order(_)))
+            .count(),
+        2
+    );
     assert_eq!(h.engine.book(OTH).unwrap().order_count(), 0);
     assert_eq!(h.book().open_orders(AccountId(1)), vec![]);
     assert_eq!(h.book().order_count(), 1);
@@ -354,25 +578,81 @@ fn every_reject_reason_of_a_place() {
     let ev = place(&mut h, SymbolId(99), lim(10, 1, TimeInForce::Gtc));
     assert_eq!(rejection(&ev), Some(RejectReason::UnknownSymbol));
     assert_eq!(ev[0].seq, 0, "no symbol stream for an unknown symbol");
-    assert_eq!(rejection(&place(&mut h, MIN, lim(10, 1, TimeInForce::Gtc))), Some(RejectReason::QtyOutOfRange));
-    assert_eq!(rejection(&place(&mut h, MIN, lim(10, 101, TimeInForce::Gtc))), Some(RejectReason::QtyOutOfRange));
-    assert_eq!(rejection(&place(&mut h, MIN, lim(1001, 2, TimeInForce::Gtc))), Some(RejectReason::PriceOutOfRange));
-    assert_eq!(rejection(&place(&mut h, MIN, lim(0, 2, TimeInForce::Gtc))), Some(RejectReason::PriceOutOfRange));
-    assert_eq!(rejection(&place(&mut h, MIN, lim(24, 2, TimeInForce::Gtc))), Some(RejectReason::BelowMinNotional));
-    assert_eq!(rejection(&place(&mut h, MIN, lim(25, 2, TimeInForce::Gtc))), None);
-    assert_eq!(rejection(&place(&mut h, MIN, OrderType::Market { size: MarketSize::Quote(Notional(49)) })), Some(RejectReason::BelowMinNotional));
-    assert_eq!(rejection(&place(&mut h, MIN, OrderType::Market { size: MarketSize::Base(Qty(1)) })), Some(RejectReason::QtyOutOfRange));
+    assert_eq!(
+        rejection(&place(&mut h, MIN, lim(10, 1, TimeInForce::Gtc))),
+        Some(RejectReason::QtyOutOfRange)
+    );
+    assert_eq!(
+        rejection(&place(&mut h, MIN, lim(10, 101, TimeInForce::Gtc))),
+        Some(RejectReason::QtyOutOfRange)
+    );
+    assert_eq!(
+        rejection(&place(&mut h, MIN, lim(1001, 2, TimeInForce::Gtc))),
+        Some(RejectReason::PriceOutOfRange)
+    );
+    assert_eq!(
+        rejection(&place(&mut h, MIN, lim(0, 2, TimeInForce::Gtc))),
+        Some(RejectReason::PriceOutOfRange)
+    );
+    assert_eq!(
+        rejection(&place(&mut h, MIN, lim(24, 2, TimeInForce::Gtc))),
+        Some(RejectReason::BelowMinNotional)
+    );
+    assert_eq!(
+        rejection(&place(&mut h, MIN, lim(25, 2, TimeInForce::Gtc))),
+        None
+    );
+    assert_eq!(
+        rejection(&place(
+            &mut h,
+            MIN,
+            OrderType::Market {
+                size: MarketSize::Quote(Notional(49))
+            }
+        )),
+        Some(RejectReason::BelowMinNotional)
+    );
+    assert_eq!(
+        rejection(&place(
+            &mut h,
+            MIN,
+            OrderType::Market {
+                size: MarketSize::Base(Qty(1))
+            }
+        )),
+        Some(RejectReason::QtyOutOfRange)
+    );
     let id = h.next_id(TST);
-    let new = |id, c: Option<&str>| Command::Place(NewOrder { symbol: TST, order_id: id, account: AccountId(1), client_order_id: c.map(|c| ClientOrderId::new(c).unwrap()), side: Buy, order_type: lim(10, 1, TimeInForce::Gtc), stp: StpMode::None });
+    let new = |id, c: Option<&str>| {
+        Command::Place(NewOrder {
+            symbol: TST,
+            order_id: id,
+            account: AccountId(1),
+            client_order_id: c.map(|c| ClientOrderId::new(c).unwrap()),
+            side: Buy,
+            order_type: lim(10, 1, TimeInForce::Gtc),
+            stp: StpMode::None,
+        })
+    };
     assert_eq!(rejection(&h.apply(new(id, Some("c")))), None);
-    assert_eq!(rejection(&h.apply(new(id, None))), Some(RejectReason::DuplicateOrderId));
+    assert_eq!(
+        rejection(&h.apply(new(id, None))),
+        Some(RejectReason::DuplicateOrderId)
+    );
     let id2 = h.next_id(TST);
-    assert_eq!(rejection(&h.apply(new(id2, Some("c")))), Some(RejectReason::DuplicateClientOrderId));
+    assert_eq!(
+        rejection(&h.apply(new(id2, Some("c")))),
+        Some(RejectReason::DuplicateClientOrderId)
+    );
     let mut other = Harness::new();
     other.engine = Engine::with_symbols(&symbols(), |s| s.id != TST);
     let (_, ev) = other.limit(1, Buy, 10, 1);
     assert_eq!(rejection(&ev), Some(RejectReason::SymbolNotOwned));
-    for r in [RejectReason::UnknownSymbol, RejectReason::PostOnlyWouldTake, RejectReason::InvalidAmend] {
+    for r in [
+        RejectReason::UnknownSymbol,
+        RejectReason::PostOnlyWouldTake,
+        RejectReason::InvalidAmend,
+    ] {
         assert!(!r.message().is_empty());
         assert!(matches!(r.code().as_u16() / 1000, 1 | 3));
     }
@@ -383,21 +663,45 @@ fn sequence_numbers_are_gap_free_per_symbol() {
     let mut h = Harness::new();
     let mut all = Vec::new();
     all.extend(h.limit(1, Sell, 100, 5).1);
-    all.extend(h.order(OTH, 1, Buy, lim(10, 1, TimeInForce::Gtc), StpMode::None, None).1);
+    all.extend(
+        h.order(
+            OTH,
+            1,
+            Buy,
+            lim(10, 1, TimeInForce::Gtc),
+            StpMode::None,
+            None,
+        )
+        .1,
+    );
     all.extend(h.limit(2, Buy, 100, 7).1);
     all.extend(h.limit(2, Buy, 0, 7).1); // rejected: still sequenced
     all.extend(h.cancel(3, OrderRef::Id(OrderId::compose(TST, 42))));
     for sym in [TST, OTH] {
-        let seqs: Vec<u64> = all.iter().filter(|e| e.symbol == sym).map(|e| e.seq).collect();
+        let seqs: Vec<u64> = all
+            .iter()
+            .filter(|e| e.symbol == sym)
+            .map(|e| e.seq)
+            .collect();
         assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "{sym:?}");
     }
-    assert_eq!(h.book().seq(), all.iter().filter(|e| e.symbol == TST).count() as u64);
+    assert_eq!(
+        h.book().seq(),
+        all.iter().filter(|e| e.symbol == TST).count() as u64
+    );
 }
 
 #[test]
 fn queries_depth_open_orders_and_lookups() {
     let mut h = Harness::new();
-    for (acct, side, p, q) in [(1, Buy, 98, 1), (1, Buy, 99, 2), (2, Buy, 99, 3), (1, Sell, 101, 4), (2, Sell, 103, 5), (2, Sell, 102, 6)] {
+    for (acct, side, p, q) in [
+        (1, Buy, 98, 1),
+        (1, Buy, 99, 2),
+        (2, Buy, 99, 3),
+        (1, Sell, 101, 4),
+        (2, Sell, 103, 5),
+        (2, Sell, 102, 6),
+    ] {
         h.limit(acct, side, p, q);
     }
     let d = h.book().depth(2);
@@ -406,8 +710,16 @@ fn queries_depth_open_orders_and_lookups() {
     assert_eq!(h.book().best_bid(), Some((Price(99), Qty(5))));
     assert_eq!(h.book().best_ask(), Some((Price(101), Qty(4))));
     let mine = h.book().open_orders(AccountId(1));
-    assert_eq!(mine.iter().map(|o| (o.price.0, o.remaining.0)).collect::<Vec<_>>(), vec![(98, 1), (99, 2), (101, 4)]);
-    assert!(mine.iter().all(|o| o.account == AccountId(1) && o.status() == OrderStatus::New));
+    assert_eq!(
+        mine.iter()
+            .map(|o| (o.price.0, o.remaining.0))
+            .collect::<Vec<_>>(),
+        vec![(98, 1), (99, 2), (101, 4)]
+    );
+    assert!(
+        mine.iter()
+            .all(|o| o.account == AccountId(1) && o.status() == OrderStatus::New)
+    );
     assert_eq!(h.book().order(mine[1].id), Some(mine[1]));
     assert_eq!(h.book().level_count(), (2, 3));
 }
@@ -427,4 +739,28 @@ fn the_same_commands_give_the_same_events() {
         postcard::to_stdvec(&all).unwrap()
     };
     assert_eq!(run(), run());
+}
+
+#[test]
+fn emptied_levels_are_reused_and_swept_without_changing_behaviour() {
+    // Levels that empty are kept for reuse and swept once there are too many; neither may show
+    // in depth, best prices or matching.
+    let mut h = Harness::new();
+    for round in 0..3u64 {
+        for i in 0..700u64 {
+            let (id, _) = h.limit(1, Sell, 1_000 + i + round, 1);
+            h.cancel(1, OrderRef::Id(id));
+            h.book().check_invariants().unwrap();
+        }
+    }
+    assert_eq!(h.depth(), (vec![], vec![]));
+    assert_eq!(h.book().level_count(), (0, 0));
+    assert_eq!(h.book().best_ask(), None);
+    let (a, _) = h.limit(2, Sell, 1_500, 2);
+    let (b, _) = h.limit(2, Sell, 1_200, 2);
+    assert_eq!(h.book().best_ask(), Some((Price(1_200), Qty(2))));
+    let (_, ev) = h.limit(3, Buy, 2_000, 3);
+    assert_eq!(fills(&ev), vec![(b, 1_200, 2), (a, 1_500, 1)]);
+    h.book().check_invariants().unwrap();
+    assert_eq!(h.depth(), (vec![], vec![(1_500, 1)]));
 }

@@ -48,6 +48,9 @@ min_notional = "50"
     .expect("test symbols are valid")
 }
 
+/// Bids and asks as (price, quantity), best first.
+pub type Levels = (Vec<(u64, u64)>, Vec<(u64, u64)>);
+
 pub struct Harness {
     pub engine: Engine,
     pub ts: u64,
@@ -81,7 +84,15 @@ impl Harness {
         out
     }
 
-    pub fn order(&mut self, symbol: SymbolId, account: u64, side: Side, order_type: OrderType, stp: StpMode, client: Option<&str>) -> (OrderId, Vec<Event>) {
+    pub fn order(
+        &mut self,
+        symbol: SymbolId,
+        account: u64,
+        side: Side,
+        order_type: OrderType,
+        stp: StpMode,
+        client: Option<&str>,
+    ) -> (OrderId, Vec<Event>) {
         let id = self.next_id(symbol);
         let cmd = Command::Place(NewOrder {
             symbol,
@@ -96,27 +107,78 @@ impl Harness {
     }
 
     /// A GTC limit order on TST-USD.
-    pub fn limit(&mut self, account: u64, side: Side, price: u64, qty: u64) -> (OrderId, Vec<Event>) {
+    pub fn limit(
+        &mut self,
+        account: u64,
+        side: Side,
+        price: u64,
+        qty: u64,
+    ) -> (OrderId, Vec<Event>) {
         self.limit_tif(account, side, price, qty, TimeInForce::Gtc)
     }
 
-    pub fn limit_tif(&mut self, account: u64, side: Side, price: u64, qty: u64, tif: TimeInForce) -> (OrderId, Vec<Event>) {
-        self.order(TST, account, side, lim(price, qty, tif), StpMode::None, None)
+    pub fn limit_tif(
+        &mut self,
+        account: u64,
+        side: Side,
+        price: u64,
+        qty: u64,
+        tif: TimeInForce,
+    ) -> (OrderId, Vec<Event>) {
+        self.order(
+            TST,
+            account,
+            side,
+            lim(price, qty, tif),
+            StpMode::None,
+            None,
+        )
     }
 
-    pub fn limit_stp(&mut self, account: u64, side: Side, price: u64, qty: u64, stp: StpMode) -> (OrderId, Vec<Event>) {
-        self.order(TST, account, side, lim(price, qty, TimeInForce::Gtc), stp, None)
+    pub fn limit_stp(
+        &mut self,
+        account: u64,
+        side: Side,
+        price: u64,
+        qty: u64,
+        stp: StpMode,
+    ) -> (OrderId, Vec<Event>) {
+        self.order(
+            TST,
+            account,
+            side,
+            lim(price, qty, TimeInForce::Gtc),
+            stp,
+            None,
+        )
     }
 
     pub fn market(&mut self, account: u64, side: Side, size: MarketSize) -> (OrderId, Vec<Event>) {
-        self.order(TST, account, side, OrderType::Market { size }, StpMode::None, None)
+        self.order(
+            TST,
+            account,
+            side,
+            OrderType::Market { size },
+            StpMode::None,
+            None,
+        )
     }
 
     pub fn cancel(&mut self, account: u64, target: OrderRef) -> Vec<Event> {
-        self.apply(Command::Cancel(CancelOrder { symbol: TST, account: AccountId(account), target }))
+        self.apply(Command::Cancel(CancelOrder {
+            symbol: TST,
+            account: AccountId(account),
+            target,
+        }))
     }
 
-    pub fn amend(&mut self, account: u64, id: OrderId, price: Option<u64>, qty: Option<u64>) -> Vec<Event> {
+    pub fn amend(
+        &mut self,
+        account: u64,
+        id: OrderId,
+        price: Option<u64>,
+        qty: Option<u64>,
+    ) -> Vec<Event> {
         self.apply(Command::Amend(AmendOrder {
             symbol: TST,
             account: AccountId(account),
@@ -130,7 +192,7 @@ impl Harness {
         self.engine.book(TST).expect("TST is held")
     }
 
-    pub fn depth(&self) -> (Vec<(u64, u64)>, Vec<(u64, u64)>) {
+    pub fn depth(&self) -> Levels {
         let d = self.book().depth(usize::MAX);
         let f = |v: Vec<(Price, Qty)>| v.into_iter().map(|(p, q)| (p.0, q.0)).collect();
         (f(d.bids), f(d.asks))
@@ -138,7 +200,12 @@ impl Harness {
 }
 
 pub fn lim(price: u64, qty: u64, tif: TimeInForce) -> OrderType {
-    OrderType::Limit { price: Price(price), qty: Qty(qty), tif, post_only: false }
+    OrderType::Limit {
+        price: Price(price),
+        qty: Qty(qty),
+        tif,
+        post_only: false,
+    }
 }
 
 pub fn trades(events: &[Event]) -> Vec<Trade> {
@@ -153,7 +220,10 @@ pub fn trades(events: &[Event]) -> Vec<Trade> {
 
 /// (maker order, price, qty) of each trade.
 pub fn fills(events: &[Event]) -> Vec<(OrderId, u64, u64)> {
-    trades(events).iter().map(|t| (t.maker_order_id, t.price.0, t.qty.0)).collect()
+    trades(events)
+        .iter()
+        .map(|t| (t.maker_order_id, t.price.0, t.qty.0))
+        .collect()
 }
 
 /// The last update of `id` among the events.
@@ -165,7 +235,9 @@ pub fn last_update(events: &[Event], id: OrderId) -> Option<OrderUpdate> {
 }
 
 pub fn status(events: &[Event], id: OrderId) -> OrderStatus {
-    last_update(events, id).expect("the order has an update").status
+    last_update(events, id)
+        .expect("the order has an update")
+        .status
 }
 
 pub fn rejection(events: &[Event]) -> Option<RejectReason> {
