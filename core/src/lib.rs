@@ -14,6 +14,7 @@
 //! - [`engine`]: the books a shard owns, the one dispatcher, snapshot and restore.
 //! - [`codes`]: the exchange-wide numbering of errors and reject reasons.
 //! - [`routing`]: which shard owns a symbol (jump consistent hash).
+//! - [`views`]: read models of orders and markets, shared by the shard and the gateway.
 
 pub mod book;
 pub mod codes;
@@ -24,6 +25,7 @@ pub mod num;
 pub mod routing;
 pub mod symbol;
 pub mod types;
+pub mod views;
 
 pub use book::{Depth, OrderBook, RestingOrder};
 pub use codes::ErrorCode;
@@ -41,3 +43,4 @@ pub use symbol::{Limits, SymbolSpec, SymbolTable};
 pub use types::{
     AccountId, ClientOrderId, OrderId, Side, StpMode, SymbolId, TimeInForce, Timestamp, TradeId,
 };
+pub use views::{DepthView, Ohlcv, OrderRecord, TickerView, TradeRecord};

@@ -1,0 +1,449 @@
+//! The embedded command log: one append-only journal file per shard.
+//!
+//! Each record is framed as `len: u32 LE | crc32(payload): u32 LE | payload` (the payload is the
+//! postcard encoding of a [`LogRecord`]). A single writer thread takes every append waiting at
+//! that moment, writes them with one `write` and makes them durable with one `fdatasync`
+//! (group commit): the cost of the sync is shared by the whole batch, not paid per order.
+//!
+//! On open the file is scanned; a record that is cut short or fails its CRC (a power cut in the
+//! middle of a write) is reported and the file is truncated just before it. Nothing before it is
+//! lost, and nothing after it was ever acknowledged: an append returns only after its sync.
+
+use crate::log::{CommandLog, Entry, LogError, LogRecord};
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Instant;
+use tokio::sync::{Notify, oneshot};
+
+/// Largest record accepted when reading a journal (a command is a few dozen bytes).
+const MAX_RECORD: u32 = 64 * 1024;
+const HEADER: usize = 8;
+
+/// How the journal writes.
+#[derive(Clone, Copy, Debug)]
+pub struct JournalConfig {
+    /// `fdatasync` after every batch. Turning it off trades durability on power loss for speed.
+    pub fsync: bool,
+    /// Most appends committed by one write and sync.
+    pub max_batch: usize,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        Self {
+            fsync: true,
+            max_batch: 4096,
+        }
+    }
+}
+
+/// What opening a journal found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Records found intact.
+    pub records: u64,
+    /// Bytes cut off the end (a torn or corrupt tail), 0 when the file was clean.
+    pub truncated_bytes: u64,
+    /// Why the tail was cut, when it was.
+    pub reason: Option<String>,
+}
+
+struct WriteReq {
+    records: Vec<LogRecord>,
+    reply: oneshot::Sender<Result<Vec<Entry>, LogError>>,
+}
+
+struct State {
+    last: u64,
+    /// End of the file: where the next record goes.
+    end: u64,
+    /// File position of each record from `positions_base` on.
+    positions: VecDeque<u64>,
+    positions_base: u64,
+    /// Records appended since the journal was opened and not yet acknowledged.
+    tail: VecDeque<Entry>,
+    closed: bool,
+    failed: Option<String>,
+}
+
+impl State {
+    /// Offset of the first record held in memory.
+    fn tail_base(&self) -> u64 {
+        self.tail.front().map_or(self.last + 1, |e| e.0)
+    }
+}
+
+struct Shared {
+    path: PathBuf,
+    reader: File,
+    state: Mutex<State>,
+    notify: Notify,
+}
+
+/// A shard's journal file. See the module docs.
+pub struct Journal {
+    shared: Arc<Shared>,
+    sender: Mutex<Option<mpsc::Sender<WriteReq>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+fn encode(record: &LogRecord, buf: &mut Vec<u8>) {
+    let payload = postcard::to_stdvec(record).expect("log records always serialise");
+    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    buf.extend_from_slice(&payload);
+}
+
+fn decode(payload: &[u8], crc: u32, offset: u64) -> Result<LogRecord, LogError> {
+    if crc32fast::hash(payload) != crc {
+        return Err(LogError::Corrupt {
+            offset,
+            reason: "checksum mismatch".into(),
+        });
+    }
+    postcard::from_bytes(payload).map_err(|e| LogError::Corrupt {
+        offset,
+        reason: e.to_string(),
+    })
+}
+
+/// Scans a journal, returning the positions of the intact records and where they end, and why
+/// reading stopped early if it did.
+fn scan(file: &File) -> std::io::Result<(VecDeque<u64>, u64, Option<String>)> {
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut positions = VecDeque::new();
+    let mut pos = 0u64;
+    let mut header = [0u8; HEADER];
+    let mut payload = Vec::new();
+    loop {
+        let offset = positions.len() as u64 + 1;
+        match read_full(&mut reader, &mut header)? {
+            0 => return Ok((positions, pos, None)),
+            n if n < HEADER => {
+                return Ok((
+                    positions,
+                    pos,
+                    Some(format!("record {offset} has a torn header")),
+                ));
+            }
+            _ => {}
+        }
+        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
+        let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+        if len == 0 || len > MAX_RECORD {
+            return Ok((
+                positions,
+                pos,
+                Some(format!("record {offset} has an impossible length {len}")),
+            ));
+        }
+        payload.resize(len as usize, 0);
+        if read_full(&mut reader, &mut payload)? < len as usize {
+            return Ok((
+                positions,
+                pos,
+                Some(format!("record {offset} is cut short")),
+            ));
+        }
+        if let Err(e) = decode(&payload, crc, offset) {
+            return Ok((positions, pos, Some(e.to_string())));
+        }
+        positions.push_back(pos);
+        pos += (HEADER + len as usize) as u64;
+    }
+}
+
+/// Reads until `buf` is full or the file ends; returns how much was read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
+}
+
+impl Journal {
+    /// Opens (or creates) the journal at `path`, truncating a torn or corrupt tail.
+    pub fn open(path: &Path, config: JournalConfig) -> Result<(Self, OpenReport), LogError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        let len = file.metadata()?.len();
+        let (positions, end, reason) = scan(&file)?;
+        let truncated_bytes = len - end;
+        if truncated_bytes > 0 {
+            tracing::warn!(
+                path = %path.display(),
+                kept_records = positions.len(),
+                truncated_bytes,
+                reason = reason.as_deref().unwrap_or("trailing bytes"),
+                "journal tail is torn or corrupt: truncating it"
+            );
+            file.set_len(end)?;
+            file.sync_all()?;
+        }
+        if let Some(dir) = path.parent() {
+            // Make the file's existence durable too.
+            File::open(dir)?.sync_all()?;
+        }
+        let records = positions.len() as u64;
+        let reader = file.try_clone()?;
+        let shared = Arc::new(Shared {
+            path: path.to_owned(),
+            reader,
+            state: Mutex::new(State {
+                last: records,
+                end,
+                positions,
+                positions_base: 1,
+                tail: VecDeque::new(),
+                closed: false,
+                failed: None,
+            }),
+            notify: Notify::new(),
+        });
+        let (sender, receiver) = mpsc::channel();
+        let writer_shared = Arc::clone(&shared);
+        let writer = std::thread::Builder::new()
+            .name(format!(
+                "journal-{}",
+                path.file_name().map_or("?".into(), |n| n.to_string_lossy())
+            ))
+            .spawn(move || write_loop(writer_shared, file, receiver, config))?;
+        let journal = Self {
+            shared,
+            sender: Mutex::new(Some(sender)),
+            writer: Mutex::new(Some(writer)),
+        };
+        let report = OpenReport {
+            records,
+            truncated_bytes,
+            reason: if truncated_bytes > 0 {
+                Some(reason.unwrap_or_else(|| "trailing bytes".into()))
+            } else {
+                None
+            },
+        };
+        Ok((journal, report))
+    }
+
+    /// The journal's file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Reads records from the file (those no longer held in memory).
+    fn read_file(&self, after: u64, max: usize, tail_base: u64) -> Result<Vec<Entry>, LogError> {
+        let (first, positions) = {
+            let st = self.shared.state.lock();
+            if after + 1 < st.positions_base {
+                return Err(LogError::Failed(format!(
+                    "offset {} was acknowledged and let go",
+                    after + 1
+                )));
+            }
+            let first = after + 1;
+            let upto = (tail_base - 1).min(after + max as u64);
+            let from = (first - st.positions_base) as usize;
+            let to = (upto + 1 - st.positions_base) as usize;
+            let mut ps: Vec<u64> = st.positions.range(from..to).copied().collect();
+            // The end of the last record: the next position, or the end of the file.
+            ps.push(st.positions.get(to).copied().unwrap_or(st.end));
+            (first, ps)
+        };
+        let (start, stop) = (positions[0], *positions.last().expect("at least one"));
+        let mut buf = vec![0u8; (stop - start) as usize];
+        self.shared.reader.read_exact_at(&mut buf, start)?;
+        let mut out = Vec::with_capacity(positions.len() - 1);
+        for (i, w) in positions.windows(2).enumerate() {
+            let (a, b) = ((w[0] - start) as usize, (w[1] - start) as usize);
+            let offset = first + i as u64;
+            let rec = &buf[a..b];
+            let len = u32::from_le_bytes(rec[..4].try_into().expect("4 bytes")) as usize;
+            let crc = u32::from_le_bytes(rec[4..8].try_into().expect("4 bytes"));
+            if len != rec.len() - HEADER {
+                return Err(LogError::Corrupt {
+                    offset,
+                    reason: "length does not match the index".into(),
+                });
+            }
+            out.push((offset, decode(&rec[HEADER..], crc, offset)?));
+        }
+        Ok(out)
+    }
+}
+
+fn write_loop(
+    shared: Arc<Shared>,
+    mut file: File,
+    receiver: mpsc::Receiver<WriteReq>,
+    config: JournalConfig,
+) {
+    let mut buf = Vec::with_capacity(1 << 20);
+    while let Ok(first) = receiver.recv() {
+        let mut reqs = vec![first];
+        let mut count = reqs[0].records.len();
+        while count < config.max_batch {
+            match receiver.try_recv() {
+                Ok(r) => {
+                    count += r.records.len();
+                    reqs.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        let (mut offset, end, failed) = {
+            let st = shared.state.lock();
+            (st.last, st.end, st.failed.clone())
+        };
+        if let Some(why) = failed {
+            for r in reqs {
+                let _ = r.reply.send(Err(LogError::Failed(why.clone())));
+            }
+            continue;
+        }
+        buf.clear();
+        let mut positions = Vec::with_capacity(count);
+        let mut batches = Vec::with_capacity(reqs.len());
+        for req in &mut reqs {
+            let mut entries = Vec::with_capacity(req.records.len());
+            for rec in req.records.drain(..) {
+                let mut rec = rec;
+                offset += 1;
+                rec.assign(offset);
+                positions.push(end + buf.len() as u64);
+                encode(&rec, &mut buf);
+                entries.push((offset, rec));
+            }
+            batches.push(entries);
+        }
+        let started = Instant::now();
+        let written = file.write_all(&buf).and_then(|()| {
+            if config.fsync {
+                file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        metrics::histogram!("exchange_journal_commit_seconds")
+            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!("exchange_journal_batch_records").record(count as f64);
+        if let Err(e) = written {
+            // The file may now hold part of this batch; nothing of it was acknowledged. Refuse
+            // further writes: a restart rescans the file and cuts the partial tail.
+            let why = format!("write to {} failed: {e}", shared.path.display());
+            tracing::error!("{why}");
+            shared.state.lock().failed = Some(why.clone());
+            for r in reqs {
+                let _ = r.reply.send(Err(LogError::Failed(why.clone())));
+            }
+            continue;
+        }
+        {
+            let mut st = shared.state.lock();
+            st.last = offset;
+            st.end = end + buf.len() as u64;
+            st.positions.extend(positions);
+            for entries in &batches {
+                st.tail.extend(entries.iter().copied());
+            }
+        }
+        shared.notify.notify_waiters();
+        for (req, entries) in reqs.into_iter().zip(batches) {
+            let _ = req.reply.send(Ok(entries));
+        }
+    }
+}
+
+#[async_trait]
+impl CommandLog for Journal {
+    async fn append(&self, records: Vec<LogRecord>) -> Result<Vec<Entry>, LogError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, response) = oneshot::channel();
+        {
+            let sender = self.sender.lock();
+            let sender = sender.as_ref().ok_or(LogError::Closed)?;
+            sender
+                .send(WriteReq { records, reply })
+                .map_err(|_| LogError::Closed)?;
+        }
+        response.await.map_err(|_| LogError::Closed)?
+    }
+
+    async fn read(&self, after: u64, max: usize) -> Result<Vec<Entry>, LogError> {
+        let max = max.max(1);
+        loop {
+            let notified = self.shared.notify.notified();
+            let tail_base = {
+                let st = self.shared.state.lock();
+                if after < st.last {
+                    let tail_base = st.tail_base();
+                    if after + 1 >= tail_base {
+                        let start = (after + 1 - tail_base) as usize;
+                        return Ok(st.tail.range(start..).take(max).copied().collect());
+                    }
+                    Some(tail_base)
+                } else if st.closed {
+                    return Ok(Vec::new());
+                } else {
+                    None
+                }
+            };
+            match tail_base {
+                Some(tail_base) => return self.read_file(after, max, tail_base),
+                None => notified.await,
+            }
+        }
+    }
+
+    async fn ack(&self, offset: u64) -> Result<(), LogError> {
+        let mut st = self.shared.state.lock();
+        let offset = offset.min(st.last);
+        while st.tail.front().is_some_and(|e| e.0 <= offset) {
+            st.tail.pop_front();
+        }
+        while st.positions_base <= offset && !st.positions.is_empty() {
+            st.positions.pop_front();
+            st.positions_base += 1;
+        }
+        Ok(())
+    }
+
+    fn last_offset(&self) -> u64 {
+        self.shared.state.lock().last
+    }
+
+    fn close(&self) {
+        self.sender.lock().take();
+        if let Some(writer) = self.writer.lock().take() {
+            // The writer commits what was queued, then stops (its senders are gone).
+            let _ = writer.join();
+        }
+        self.shared.state.lock().closed = true;
+        self.shared.notify.notify_waiters();
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

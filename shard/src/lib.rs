@@ -1,0 +1,36 @@
+//! exchange-shard: the matcher runtime.
+//!
+//! A shard owns the order books of the symbols that route to it (`shard_for(symbol, shards)`).
+//! It reads its command log in batches, applies each record to its [`ShardState`] (the engine,
+//! the order store and market data) in log order, and hands the outcomes to its [`EventSink`].
+//! Every so often it writes a snapshot; on start it loads the newest valid snapshot and replays
+//! the log after it.
+//!
+//! The log and the sink are traits, so the same runtime runs on the embedded default (a
+//! [`Journal`] file per shard, in-process delivery) and in a cluster.
+//!
+//! # Layout
+//! - [`log`]: the `CommandLog` trait and `LogRecord`.
+//! - [`journal`]: the embedded log: an append-only file with CRC-framed records and group commit.
+//! - [`state`]: `ShardState::apply`, pure and deterministic; snapshot and restore.
+//! - [`orders`], [`market`]: the order store and per-symbol market data, built from events.
+//! - [`snapshot`]: snapshot files.
+//! - [`sink`]: the `EventSink` trait.
+//! - [`runtime`]: the async loop: recover, apply, publish, snapshot.
+
+pub mod journal;
+pub mod log;
+pub mod market;
+pub mod orders;
+pub mod runtime;
+pub mod sink;
+pub mod snapshot;
+pub mod state;
+
+pub use journal::{Journal, JournalConfig, OpenReport};
+pub use log::{CommandLog, Entry, LogError, LogRecord};
+pub use orders::{OrderStore, StatusFilter, StatusKind};
+pub use runtime::{Recovery, Shard, ShardConfig, ShardError};
+pub use sink::EventSink;
+pub use snapshot::SnapshotStore;
+pub use state::{CommandResult, Outcome, ShardState, StateError};

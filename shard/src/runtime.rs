@@ -1,0 +1,187 @@
+//! The matcher runtime: recover, then apply the command log in batches, publish, snapshot.
+//!
+//! A shard runs until its log is closed and everything in it has been applied; then it writes a
+//! final snapshot. Closing the log is how the process shuts a shard down gracefully.
+
+use crate::log::{CommandLog, LogError};
+use crate::sink::EventSink;
+use crate::snapshot::SnapshotStore;
+use crate::state::{ShardState, StateError};
+use exchange_core::{ShardId, SymbolTable};
+use parking_lot::RwLock;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How a shard runs.
+#[derive(Clone, Copy, Debug)]
+pub struct ShardConfig {
+    pub shard: ShardId,
+    pub shards: u32,
+    /// Write a snapshot after this many applied commands.
+    pub snapshot_every: u64,
+    /// Most commands applied per batch.
+    pub batch: usize,
+    /// Finished orders kept for queries and client-order-id idempotency.
+    pub retain_finished: usize,
+}
+
+/// Why a shard stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("snapshot I/O failed: {0}")]
+    Snapshot(#[from] std::io::Error),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// What recovery did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    /// The offset of the snapshot loaded (0: none).
+    pub snapshot_offset: u64,
+    /// Commands replayed from the log after it.
+    pub replayed: u64,
+}
+
+/// One shard: its log, its state (shared with readers), its sink and its snapshots.
+pub struct Shard {
+    config: ShardConfig,
+    log: Arc<dyn CommandLog>,
+    state: Arc<RwLock<ShardState>>,
+    sink: Arc<dyn EventSink>,
+    snapshots: SnapshotStore,
+    last_snapshot: u64,
+}
+
+impl Shard {
+    /// Loads the newest snapshot that restores and replays the log after it. Outcomes of the
+    /// replay are not published: they were answered before the restart.
+    pub async fn recover(
+        config: ShardConfig,
+        symbols: Arc<SymbolTable>,
+        log: Arc<dyn CommandLog>,
+        sink: Arc<dyn EventSink>,
+        snapshots: SnapshotStore,
+    ) -> Result<(Self, Recovery), ShardError> {
+        let mut state = None;
+        for (offset, bytes) in snapshots.load()? {
+            match ShardState::restore(
+                &bytes,
+                config.shard,
+                config.shards,
+                Arc::clone(&symbols),
+                config.retain_finished,
+            ) {
+                Ok(s) => {
+                    state = Some(s);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(shard = %config.shard, offset, error = %e, "snapshot does not restore; trying an older one")
+                }
+            }
+        }
+        let mut state = state.unwrap_or_else(|| {
+            ShardState::new(
+                config.shard,
+                config.shards,
+                Arc::clone(&symbols),
+                config.retain_finished,
+            )
+        });
+        let snapshot_offset = state.applied();
+        let target = log.last_offset();
+        let mut replayed = 0;
+        while state.applied() < target {
+            let batch = log.read(state.applied(), config.batch).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for (offset, rec) in &batch {
+                if state.apply(*offset, rec).is_some() {
+                    replayed += 1;
+                }
+            }
+        }
+        tracing::info!(shard = %config.shard, snapshot_offset, replayed, "shard recovered");
+        let shard = Self {
+            config,
+            log,
+            state: Arc::new(RwLock::new(state)),
+            sink,
+            snapshots,
+            last_snapshot: snapshot_offset,
+        };
+        Ok((
+            shard,
+            Recovery {
+                snapshot_offset,
+                replayed,
+            },
+        ))
+    }
+
+    /// The shard's state, for readers.
+    pub fn state(&self) -> Arc<RwLock<ShardState>> {
+        Arc::clone(&self.state)
+    }
+
+    /// Applies the log until it closes and is drained, then writes a final snapshot.
+    pub async fn run(mut self) -> Result<(), ShardError> {
+        let shard = self.config.shard;
+        let label = shard.to_string();
+        loop {
+            let applied = self.state.read().applied();
+            let batch = self.log.read(applied, self.config.batch).await?;
+            if batch.is_empty() {
+                break;
+            }
+            let started = Instant::now();
+            let outcomes: Vec<_> = {
+                let mut state = self.state.write();
+                batch
+                    .iter()
+                    .filter_map(|(offset, rec)| state.apply(*offset, rec))
+                    .collect()
+            };
+            metrics::histogram!("exchange_match_batch_seconds", "shard" => label.clone())
+                .record(started.elapsed().as_secs_f64());
+            metrics::histogram!("exchange_match_seconds_per_command", "shard" => label.clone())
+                .record(started.elapsed().as_secs_f64() / batch.len() as f64);
+            self.sink.publish(shard, &outcomes);
+            let applied = batch.last().map_or(applied, |e| e.0);
+            metrics::gauge!("exchange_shard_applied_offset", "shard" => label.clone())
+                .set(applied as f64);
+            metrics::gauge!("exchange_shard_queue_depth", "shard" => label.clone())
+                .set(self.log.last_offset().saturating_sub(applied) as f64);
+            if applied - self.last_snapshot >= self.config.snapshot_every {
+                self.snapshot().await?;
+            }
+        }
+        self.snapshot().await?;
+        tracing::info!(%shard, applied = self.state.read().applied(), "shard stopped");
+        Ok(())
+    }
+
+    /// Saves the state, then lets the log forget what the snapshot covers.
+    async fn snapshot(&mut self) -> Result<(), ShardError> {
+        let (offset, bytes) = {
+            let state = self.state.read();
+            (state.applied(), state.snapshot())
+        };
+        if offset == self.last_snapshot {
+            return Ok(());
+        }
+        let store = self.snapshots.clone();
+        let started = Instant::now();
+        let path = tokio::task::spawn_blocking(move || store.save(offset, &bytes))
+            .await
+            .map_err(std::io::Error::other)??;
+        tracing::info!(shard = %self.config.shard, offset, path = %path.display(), took = ?started.elapsed(), "snapshot written");
+        self.last_snapshot = offset;
+        self.log.ack(offset).await?;
+        Ok(())
+    }
+}
