@@ -63,7 +63,7 @@ impl SnapshotStore {
                 out.push((offset, path));
             }
         }
-        out.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        out.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
         Ok(out)
     }
 
