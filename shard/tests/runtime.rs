@@ -26,7 +26,7 @@ fn config(snapshot_every: u64) -> ShardConfig {
 }
 
 fn place(i: u64, client: Option<&str>) -> LogRecord {
-    let side = if i % 2 == 0 { Side::Buy } else { Side::Sell };
+    let side = if i.is_multiple_of(2) { Side::Buy } else { Side::Sell };
     LogRecord {
         ts: Timestamp(1_700_000_000_000_000_000 + i * 1_000_000),
         cmd: Command::Place(NewOrder {
@@ -118,7 +118,7 @@ async fn recovery_from_snapshot_and_journal_reproduces_the_state() {
         for i in 0..300u64 {
             let coid = format!("c{}", i % 40);
             for (offset, rec) in journal
-                .append(vec![place(i, (i % 3 == 0).then_some(coid.as_str()))])
+                .append(vec![place(i, i.is_multiple_of(3).then_some(coid.as_str()))])
                 .await
                 .unwrap()
             {
