@@ -43,4 +43,4 @@ pub use symbol::{Limits, SymbolSpec, SymbolTable};
 pub use types::{
     AccountId, ClientOrderId, OrderId, Side, StpMode, SymbolId, TimeInForce, Timestamp, TradeId,
 };
-pub use views::{DepthView, Ohlcv, OrderRecord, TickerView, TradeRecord};
+pub use views::{DepthView, Ohlcv, OrderRecord, StatusFilter, StatusKind, TickerView, TradeRecord};

@@ -123,6 +123,44 @@ pub struct DepthView {
     pub asks: Vec<(Price, Qty)>,
 }
 
+/// Which of an account's orders a query wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusFilter {
+    Any,
+    /// New or partially filled.
+    Open,
+    /// Filled or cancelled.
+    Closed,
+    Is(StatusKind),
+}
+
+/// An order status without the cancel reason, for filtering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusKind {
+    New,
+    PartiallyFilled,
+    Filled,
+    Cancelled,
+}
+
+impl StatusFilter {
+    /// Whether an order with status `s` passes the filter.
+    pub fn accepts(self, s: OrderStatus) -> bool {
+        match self {
+            StatusFilter::Any => true,
+            StatusFilter::Open => !s.is_final(),
+            StatusFilter::Closed => s.is_final(),
+            StatusFilter::Is(k) => matches!(
+                (k, s),
+                (StatusKind::New, OrderStatus::New)
+                    | (StatusKind::PartiallyFilled, OrderStatus::PartiallyFilled)
+                    | (StatusKind::Filled, OrderStatus::Filled)
+                    | (StatusKind::Cancelled, OrderStatus::Cancelled(_))
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

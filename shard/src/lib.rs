@@ -29,7 +29,7 @@ pub mod state;
 
 pub use journal::{Journal, JournalConfig, OpenReport};
 pub use log::{CommandLog, Entry, LogError, LogRecord};
-pub use orders::{OrderStore, StatusFilter, StatusKind};
+pub use orders::OrderStore;
 pub use runtime::{Recovery, Shard, ShardConfig, ShardError};
 pub use sink::EventSink;
 pub use snapshot::SnapshotStore;

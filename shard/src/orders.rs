@@ -6,55 +6,19 @@
 
 use exchange_core::{
     AccountId, ClientOrderId, Event, EventKind, MarketSize, NewOrder, Notional, OrderId,
-    OrderRecord, OrderStatus, OrderType, Price, Qty, SymbolId, Timestamp,
+    OrderRecord, OrderStatus, OrderType, Price, Qty, StatusFilter, SymbolId, Timestamp,
 };
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, VecDeque};
-
-/// Which of an account's orders a query wants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StatusFilter {
-    Any,
-    /// New or partially filled.
-    Open,
-    /// Filled or cancelled.
-    Closed,
-    Is(StatusKind),
-}
-
-/// An order status without the cancel reason, for filtering.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StatusKind {
-    New,
-    PartiallyFilled,
-    Filled,
-    Cancelled,
-}
-
-impl StatusFilter {
-    fn accepts(self, s: OrderStatus) -> bool {
-        match self {
-            StatusFilter::Any => true,
-            StatusFilter::Open => !s.is_final(),
-            StatusFilter::Closed => s.is_final(),
-            StatusFilter::Is(k) => matches!(
-                (k, s),
-                (StatusKind::New, OrderStatus::New)
-                    | (StatusKind::PartiallyFilled, OrderStatus::PartiallyFilled)
-                    | (StatusKind::Filled, OrderStatus::Filled)
-                    | (StatusKind::Cancelled, OrderStatus::Cancelled(_))
-            ),
-        }
-    }
-}
 
 /// Orders by id, by client order id and by account.
 #[derive(Clone, Debug)]
 pub struct OrderStore {
     orders: FxHashMap<OrderId, OrderRecord>,
     by_client: FxHashMap<(AccountId, ClientOrderId), OrderId>,
-    by_account: FxHashMap<AccountId, BTreeSet<OrderId>>,
+    /// Per account, (log offset, id): the offset orders them by time across symbols.
+    by_account: FxHashMap<AccountId, BTreeSet<(u64, OrderId)>>,
     finished: VecDeque<OrderId>,
     retain_finished: usize,
 }
@@ -106,7 +70,7 @@ impl OrderStore {
         };
         ids.iter()
             .rev()
-            .filter_map(|id| self.orders.get(id))
+            .filter_map(|(_, id)| self.orders.get(id))
             .filter(|o| symbol.is_none_or(|s| o.symbol == s) && status.accepts(o.status))
             .take(limit)
             .copied()
@@ -127,7 +91,7 @@ impl OrderStore {
         if let Some(c) = r.client_order_id {
             self.by_client.insert((r.account, c), r.id);
         }
-        self.by_account.entry(r.account).or_default().insert(r.id);
+        self.by_account.entry(r.account).or_default().insert((r.id.local(), r.id));
         self.orders.insert(r.id, r);
     }
 
@@ -212,7 +176,7 @@ impl OrderStore {
                 self.by_client.remove(&(r.account, c));
             }
             if let Some(set) = self.by_account.get_mut(&r.account) {
-                set.remove(&id);
+                set.remove(&(id.local(), id));
                 if set.is_empty() {
                     self.by_account.remove(&r.account);
                 }

@@ -26,7 +26,11 @@ fn config(snapshot_every: u64) -> ShardConfig {
 }
 
 fn place(i: u64, client: Option<&str>) -> LogRecord {
-    let side = if i.is_multiple_of(2) { Side::Buy } else { Side::Sell };
+    let side = if i.is_multiple_of(2) {
+        Side::Buy
+    } else {
+        Side::Sell
+    };
     LogRecord {
         ts: Timestamp(1_700_000_000_000_000_000 + i * 1_000_000),
         cmd: Command::Place(NewOrder {

@@ -1,0 +1,77 @@
+//! The gateway's one seam to the shards: what HTTP needs from the exchange behind it.
+//!
+//! The embedded default implements it in process (the root crate's `embedded` module); a cluster
+//! implementation appends to Redis Streams and reads Redis. The HTTP layer cannot tell them apart.
+
+use async_trait::async_trait;
+use exchange_core::{
+    AccountId, Command, DepthView, Event, OrderId, OrderRecord, ShardId, StatusFilter, SymbolId,
+    SymbolTable, TickerView, Timestamp, TradeRecord,
+};
+use std::sync::Arc;
+
+/// What the exchange answered to one command.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Submitted {
+    /// The engine's events for the command (across shards for a cancel-all on every symbol).
+    pub events: Vec<Event>,
+    /// The orders the command acted on, as they stand after it.
+    pub orders: Vec<OrderRecord>,
+    /// The client order id was used before: nothing was placed and `orders` holds the first
+    /// order.
+    pub duplicate: bool,
+}
+
+/// A shard's progress, for the health check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardHealth {
+    pub shard: ShardId,
+    /// Last offset in its command log.
+    pub logged: u64,
+    /// Last offset it has applied.
+    pub applied: u64,
+}
+
+/// Why the exchange could not take a command.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("the exchange is not taking commands: {0}")]
+    Unavailable(String),
+    #[error("the command was logged, but its result did not arrive in time")]
+    Timeout,
+}
+
+/// The exchange behind a gateway.
+#[async_trait]
+pub trait Exchange: Send + Sync + 'static {
+    /// The symbols it lists.
+    fn symbols(&self) -> &Arc<SymbolTable>;
+
+    /// Logs the command on the shard that owns its symbol (every shard for a cancel-all on all
+    /// symbols), waits until it is applied and returns the outcome.
+    async fn submit(&self, cmd: Command, ts: Timestamp) -> Result<Submitted, ExchangeError>;
+
+    /// An order by id.
+    async fn order(&self, id: OrderId) -> Option<OrderRecord>;
+
+    /// An account's orders, newest first.
+    async fn orders(
+        &self,
+        account: AccountId,
+        symbol: Option<SymbolId>,
+        status: StatusFilter,
+        limit: usize,
+    ) -> Vec<OrderRecord>;
+
+    /// A symbol's ticker as of `now`.
+    async fn ticker(&self, symbol: SymbolId, now: Timestamp) -> Option<TickerView>;
+
+    /// A symbol's top `limit` levels.
+    async fn depth(&self, symbol: SymbolId, limit: usize) -> Option<DepthView>;
+
+    /// A symbol's most recent trades, newest first.
+    async fn trades(&self, symbol: SymbolId, limit: usize) -> Option<Vec<TradeRecord>>;
+
+    /// Every shard's progress.
+    async fn health(&self) -> Vec<ShardHealth>;
+}

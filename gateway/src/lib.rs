@@ -1,0 +1,169 @@
+//! exchange-gateway: the stateless REST front door.
+//!
+//! It validates each request against the symbol's rules, turns decimal strings into engine
+//! integers, hands the command to the [`Exchange`] behind it (which logs it on the owning
+//! shard and waits for the outcome) and answers with the execution report. It keeps no state of
+//! its own, so any number of gateways can run side by side.
+//!
+//! # Layout
+//! - [`exchange`]: the `Exchange` trait, the one seam to the shards.
+//! - [`validate`]: request fields to engine values, or errors that name the field.
+//! - [`dto`]: the API's JSON types and their conversion from engine integers.
+//! - [`error`]: `ApiError` and the JSON error shape every failure takes.
+//! - [`extract`]: the JSON body extractor.
+//! - [`routes`]: the handlers; [`app`] puts them together with the middleware.
+
+pub mod dto;
+pub mod error;
+pub mod exchange;
+pub mod extract;
+pub mod routes;
+pub mod validate;
+
+pub use exchange::{Exchange, ExchangeError, ShardHealth, Submitted};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use exchange_core::{ErrorCode, SymbolId, SymbolSpec, Timestamp};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::{Arc, OnceLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::CorsLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub exchange: Arc<dyn Exchange>,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    /// State for an exchange, with the process's metrics recorder.
+    pub fn new(exchange: Arc<dyn Exchange>) -> Self {
+        Self {
+            exchange,
+            metrics: metrics_handle(),
+        }
+    }
+
+    /// A listed symbol's spec (ids come from the exchange, so they are always listed).
+    pub(crate) fn spec(&self, id: SymbolId) -> &SymbolSpec {
+        self.exchange
+            .symbols()
+            .get(id)
+            .expect("symbol ids come from the symbol table")
+    }
+}
+
+/// The current time, stamped on each command as it enters the exchange.
+pub fn now() -> Timestamp {
+    let ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    Timestamp(ns)
+}
+
+/// The process's Prometheus recorder (installed on first use; no HTTP listener of its own:
+/// `/metrics` is served by the app).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.000_01, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+                0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&buckets)
+                .expect("bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "exchange",
+        description = "REST API of the exchange. Money is decimal strings; ids are strings; times are milliseconds since the epoch. Errors are `{code, error, message, field}`; codes are listed in docs/error-codes.md."
+    ),
+    tags(
+        (name = "orders", description = "Placing, reading, amending and cancelling orders"),
+        (name = "market data", description = "Tickers, depth and trades"),
+        (name = "exchange", description = "Symbols, health, metrics"),
+    )
+)]
+struct ApiDoc;
+
+/// The routes and their OpenAPI document.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use routes::{market, orders, system};
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(orders::place_order, orders::list_orders, orders::cancel_all))
+        .routes(routes!(orders::get_order, orders::amend_order, orders::cancel_order))
+        .routes(routes!(orders::place_order_seed))
+        .routes(routes!(orders::get_order_seed))
+        .routes(routes!(market::all_market_data))
+        .routes(routes!(market::ticker))
+        .routes(routes!(market::depth))
+        .routes(routes!(market::trades))
+        .routes(routes!(system::symbols))
+        .routes(routes!(system::health))
+        .routes(routes!(system::metrics))
+        .split_for_parts()
+}
+
+/// The whole HTTP application: routes, `/openapi.json`, JSON errors, metrics, tracing, CORS,
+/// compression and the body limit.
+pub fn app(state: AppState) -> Router {
+    let (router, api) = routes();
+    let api = Arc::new(api);
+    router
+        .route("/openapi.json", get(move || async move { axum::Json(api.as_ref().clone()) }))
+        .fallback(not_found)
+        .with_state(state.clone())
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // Outside the body limit, so that its 413 becomes JSON too.
+        .layer(middleware::from_fn(error::json_errors))
+        .layer(middleware::from_fn_with_state(state, http_metrics))
+        .layer(CompressionLayer::new())
+        .layer(CorsLayer::permissive())
+        .layer(TraceLayer::new_for_http())
+}
+
+async fn not_found() -> Response {
+    error::ApiError::new(ErrorCode::NotFound, "no such route (see GET /openapi.json)").into_response()
+}
+
+async fn http_metrics(State(_): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("exchange_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("exchange_http_request_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,209 @@
+//! The embedded default: the gateway's `Exchange` over in-process shards.
+//!
+//! Each shard has a journal file and a task running its matcher. A command is appended to the
+//! owning shard's journal (durable when the append returns), and the shard's outcome comes back
+//! through [`Pending`], keyed by (shard, offset). The submitting work runs in its own task, so a
+//! client that hangs up cannot leave an outcome nobody collects.
+
+use async_trait::async_trait;
+use exchange_core::{
+    AccountId, Command, DepthView, OrderId, OrderRecord, ShardId, StatusFilter, SymbolId,
+    SymbolTable, TickerView, Timestamp, TradeRecord, shard_for,
+};
+use exchange_gateway::{Exchange, ExchangeError, ShardHealth, Submitted};
+use exchange_shard::{CommandLog, CommandResult, EventSink, LogRecord, Outcome, ShardState};
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+enum Slot {
+    Waiting(oneshot::Sender<Outcome>),
+    Ready(Outcome),
+}
+
+/// Outcomes on their way to the requests that caused them.
+#[derive(Default)]
+pub struct Pending {
+    slots: Mutex<HashMap<(ShardId, u64), Slot>>,
+}
+
+impl Pending {
+    /// Hands an outcome to its waiter, or keeps it until the waiter comes.
+    fn complete(&self, shard: ShardId, outcome: Outcome) {
+        let mut slots = self.slots.lock();
+        match slots.remove(&(shard, outcome.offset)) {
+            Some(Slot::Waiting(tx)) => {
+                let _ = tx.send(outcome);
+            }
+            _ => {
+                slots.insert((shard, outcome.offset), Slot::Ready(outcome));
+            }
+        }
+    }
+
+    /// The outcome of the command at `offset`, now or when it comes.
+    fn wait(&self, shard: ShardId, offset: u64) -> oneshot::Receiver<Outcome> {
+        let (tx, rx) = oneshot::channel();
+        let mut slots = self.slots.lock();
+        match slots.entry((shard, offset)) {
+            Entry::Occupied(e) => {
+                if let Slot::Ready(outcome) = e.remove() {
+                    let _ = tx.send(outcome);
+                }
+            }
+            Entry::Vacant(e) => {
+                e.insert(Slot::Waiting(tx));
+            }
+        }
+        rx
+    }
+
+    /// Drops a waiter that gave up.
+    fn forget(&self, shard: ShardId, offset: u64) {
+        self.slots.lock().remove(&(shard, offset));
+    }
+}
+
+/// The sink the embedded shards publish to.
+pub struct PendingSink(pub Arc<Pending>);
+
+impl EventSink for PendingSink {
+    fn publish(&self, shard: ShardId, outcomes: &[Outcome]) {
+        for o in outcomes {
+            self.0.complete(shard, o.clone());
+        }
+    }
+}
+
+/// One in-process shard as the gateway sees it.
+pub struct ShardHandle {
+    pub id: ShardId,
+    pub log: Arc<dyn CommandLog>,
+    pub state: Arc<RwLock<ShardState>>,
+}
+
+/// The embedded exchange.
+pub struct Embedded {
+    symbols: Arc<SymbolTable>,
+    shards: Vec<ShardHandle>,
+    pending: Arc<Pending>,
+    timeout: Duration,
+}
+
+impl Embedded {
+    /// An exchange over these shards (indexed by shard id).
+    pub fn new(symbols: Arc<SymbolTable>, shards: Vec<ShardHandle>, pending: Arc<Pending>, timeout: Duration) -> Self {
+        Self { symbols, shards, pending, timeout }
+    }
+
+    fn shard_of(&self, symbol: SymbolId) -> Option<&ShardHandle> {
+        let spec = self.symbols.get(symbol)?;
+        self.shards.get(shard_for(&spec.name, self.shards.len() as u32).0 as usize)
+    }
+
+    /// Starts appending to one shard and waiting for the outcome, in a task of its own (so the
+    /// outcome is collected even if the request is dropped).
+    fn spawn_submit(&self, shard: &ShardHandle, cmd: Command, ts: Timestamp) -> JoinHandle<Result<Outcome, ExchangeError>> {
+        let (id, log, pending, timeout) = (shard.id, Arc::clone(&shard.log), Arc::clone(&self.pending), self.timeout);
+        tokio::spawn(async move {
+            let appended = log
+                .append(vec![LogRecord { ts, cmd }])
+                .await
+                .map_err(|e| ExchangeError::Unavailable(e.to_string()))?;
+            let offset = appended.first().map(|e| e.0).ok_or_else(|| ExchangeError::Unavailable("empty append".into()))?;
+            match tokio::time::timeout(timeout, pending.wait(id, offset)).await {
+                Ok(Ok(outcome)) => Ok(outcome),
+                Ok(Err(_)) => Err(ExchangeError::Unavailable("the shard stopped".into())),
+                Err(_) => {
+                    pending.forget(id, offset);
+                    Err(ExchangeError::Timeout)
+                }
+            }
+        })
+    }
+}
+
+fn merge(into: &mut Submitted, outcome: Outcome) {
+    match outcome.result {
+        CommandResult::Applied { events, orders } => {
+            into.events.extend(events);
+            into.orders.extend(orders);
+        }
+        CommandResult::Duplicate { order } => {
+            into.duplicate = true;
+            into.orders.push(order);
+        }
+    }
+}
+
+#[async_trait]
+impl Exchange for Embedded {
+    fn symbols(&self) -> &Arc<SymbolTable> {
+        &self.symbols
+    }
+
+    async fn submit(&self, cmd: Command, ts: Timestamp) -> Result<Submitted, ExchangeError> {
+        let mut submitted = Submitted::default();
+        match cmd.symbol() {
+            Some(symbol) => {
+                let shard = self
+                    .shard_of(symbol)
+                    .ok_or_else(|| ExchangeError::Unavailable(format!("no shard for symbol {}", symbol.0)))?;
+                merge(&mut submitted, joined(self.spawn_submit(shard, cmd, ts)).await?);
+            }
+            None => {
+                // A cancel-all on every symbol goes to every shard, all at once.
+                let tasks: Vec<_> = self.shards.iter().map(|s| self.spawn_submit(s, cmd, ts)).collect();
+                for task in tasks {
+                    merge(&mut submitted, joined(task).await?);
+                }
+            }
+        }
+        Ok(submitted)
+    }
+
+    async fn order(&self, id: OrderId) -> Option<OrderRecord> {
+        self.shard_of(id.symbol())?.state.read().orders().get(id).copied()
+    }
+
+    async fn orders(&self, account: AccountId, symbol: Option<SymbolId>, status: StatusFilter, limit: usize) -> Vec<OrderRecord> {
+        let shards: Vec<&ShardHandle> = match symbol {
+            Some(s) => self.shard_of(s).into_iter().collect(),
+            None => self.shards.iter().collect(),
+        };
+        let mut out: Vec<OrderRecord> = shards
+            .iter()
+            .flat_map(|s| s.state.read().orders().for_account(account, symbol, status, limit))
+            .collect();
+        out.sort_unstable_by(|a, b| (b.created, b.id.local()).cmp(&(a.created, a.id.local())));
+        out.truncate(limit);
+        out
+    }
+
+    async fn ticker(&self, symbol: SymbolId, now: Timestamp) -> Option<TickerView> {
+        self.shard_of(symbol)?.state.read().ticker(symbol, now)
+    }
+
+    async fn depth(&self, symbol: SymbolId, limit: usize) -> Option<DepthView> {
+        self.shard_of(symbol)?.state.read().depth(symbol, limit)
+    }
+
+    async fn trades(&self, symbol: SymbolId, limit: usize) -> Option<Vec<TradeRecord>> {
+        self.shard_of(symbol)?.state.read().trades(symbol, limit)
+    }
+
+    async fn health(&self) -> Vec<ShardHealth> {
+        self.shards
+            .iter()
+            .map(|s| ShardHealth { shard: s.id, logged: s.log.last_offset(), applied: s.state.read().applied() })
+            .collect()
+    }
+}
+
+async fn joined(task: JoinHandle<Result<Outcome, ExchangeError>>) -> Result<Outcome, ExchangeError> {
+    task.await.map_err(|e| ExchangeError::Unavailable(e.to_string()))?
+}

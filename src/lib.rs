@@ -1,0 +1,169 @@
+//! exchange: the composition root.
+//!
+//! Wires the roles together on the embedded default: one journal file and one matcher task per
+//! shard under the data directory, in-process delivery of outcomes, and the gateway's HTTP API
+//! in front. `cargo run --release` runs it; nothing else (Redis, MongoDB, PostgreSQL) is needed.
+//!
+//! # Layout
+//! - [`config`]: the typed configuration (flags and `EXCHANGE_*` variables).
+//! - [`embedded`]: the gateway's `Exchange` over in-process shards.
+//! - [`telemetry`]: logging set up in one place.
+//! - [`start`]: brings everything up and returns a handle; shutting down stops accepting,
+//!   drains every shard's log, writes final snapshots and returns.
+
+pub mod config;
+pub mod embedded;
+pub mod telemetry;
+
+use anyhow::{Context, bail};
+use config::Config;
+use embedded::{Embedded, Pending, PendingSink, ShardHandle};
+use exchange_core::{ShardId, SymbolTable};
+use exchange_gateway::{AppState, app};
+use exchange_shard::{CommandLog, Journal, JournalConfig, Shard, ShardConfig, SnapshotStore};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running exchange.
+pub struct Running {
+    /// Where the REST API listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Shuts down gracefully: stop accepting, finish requests, drain the logs, final snapshots.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.context("the exchange task panicked")?
+    }
+
+    /// Waits until the exchange stops (after the shutdown signal given to [`start`]).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("the exchange task panicked")?
+    }
+}
+
+/// The symbols file's contents: the configured one, or the shipped default.
+fn load_symbols(config: &Config) -> anyhow::Result<SymbolTable> {
+    match &config.symbols_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading symbols file {}", path.display()))?;
+            SymbolTable::from_toml(&text).with_context(|| format!("loading symbols file {}", path.display()))
+        }
+        None => Ok(SymbolTable::default_symbols()),
+    }
+}
+
+/// Records the shard count in the data directory, or checks it against the recorded one:
+/// symbols are routed by shard count, so it cannot change under existing journals.
+fn check_layout(data_dir: &Path, shards: u32) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let path = data_dir.join("layout.json");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let layout: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+            let recorded = layout["shards"].as_u64();
+            if recorded != Some(shards as u64) {
+                bail!(
+                    "{} was created with {} shards, and {shards} were asked for; use the same count, or a new data directory",
+                    data_dir.display(),
+                    recorded.map_or("an unknown number of".into(), |n| n.to_string())
+                );
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&path, serde_json::json!({ "shards": shards }).to_string())
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    Ok(())
+}
+
+/// Brings the exchange up: recovers every shard, starts the matchers and the HTTP server.
+/// `signal` resolving starts a graceful shutdown (as does [`Running::shutdown`]).
+pub async fn start(config: Config, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<Running> {
+    if config.shards == 0 || config.shards > 1024 {
+        bail!("shards must be between 1 and 1024, not {}", config.shards);
+    }
+    let symbols = Arc::new(load_symbols(&config)?);
+    check_layout(&config.data_dir, config.shards)?;
+    let metrics = exchange_gateway::metrics_handle();
+    let upkeep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            metrics.run_upkeep();
+        }
+    });
+
+    let pending = Arc::new(Pending::default());
+    let sink = Arc::new(PendingSink(Arc::clone(&pending)));
+    let mut handles = Vec::new();
+    let mut journals = Vec::new();
+    let mut matchers = Vec::new();
+    for n in 0..config.shards {
+        let id = ShardId(n);
+        let dir = config.data_dir.join(format!("shard-{n}"));
+        let (journal, report) = Journal::open(&dir.join("journal.log"), JournalConfig { fsync: config.fsync, ..JournalConfig::default() })
+            .with_context(|| format!("opening the journal of {id}"))?;
+        if let Some(reason) = &report.reason {
+            tracing::warn!(shard = %id, truncated_bytes = report.truncated_bytes, %reason, "recovered from a torn journal tail");
+        }
+        let journal: Arc<Journal> = Arc::new(journal);
+        let snapshots = SnapshotStore::open(&dir.join("snapshots")).with_context(|| format!("opening the snapshots of {id}"))?;
+        let shard_config = ShardConfig {
+            shard: id,
+            shards: config.shards,
+            snapshot_every: config.snapshot_every.max(1),
+            batch: 1024,
+            retain_finished: config.retain_finished,
+        };
+        let log: Arc<dyn CommandLog> = journal.clone();
+        let (shard, recovery) = Shard::recover(shard_config, Arc::clone(&symbols), Arc::clone(&log), sink.clone(), snapshots)
+            .await
+            .with_context(|| format!("recovering {id}"))?;
+        tracing::info!(shard = %id, records = report.records, snapshot_offset = recovery.snapshot_offset, replayed = recovery.replayed, "shard ready");
+        handles.push(ShardHandle { id, log, state: shard.state() });
+        journals.push(journal);
+        matchers.push(tokio::spawn(shard.run()));
+    }
+
+    let timeout = Duration::from_millis(config.request_timeout_ms);
+    let exchange = Arc::new(Embedded::new(Arc::clone(&symbols), handles, pending, timeout));
+    let router = app(AppState::new(exchange));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            tokio::select! {
+                _ = signal => {}
+                _ = stopped => {}
+            }
+            tracing::info!("shutting down: no new requests");
+        };
+        axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("serving HTTP")?;
+        // Every request has been answered; close the logs so the matchers drain and stop.
+        for journal in &journals {
+            journal.close();
+        }
+        for matcher in matchers {
+            matcher.await.context("a shard task panicked")?.context("a shard failed")?;
+        }
+        upkeep.abort();
+        tracing::info!("stopped cleanly");
+        Ok(())
+    });
+    Ok(Running { addr, stop: Some(stop), task })
+}

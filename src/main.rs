@@ -1,0 +1,30 @@
+//! The `exchange` binary: parses the configuration and runs the exchange until Ctrl-C or
+//! SIGTERM, then shuts down gracefully (stop accepting, drain, flush, exit 0).
+
+use clap::Parser;
+use exchange::config::Config;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    exchange::telemetry::init(&config.log);
+    let running = exchange::start(config, shutdown_signal()).await?;
+    // Tests and scripts read this line to find the port.
+    println!("exchange listening on http://{}", running.addr);
+    running.wait().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
