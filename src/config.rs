@@ -33,7 +33,11 @@ pub struct Config {
     pub fsync: bool,
 
     /// Finished orders each shard keeps for queries and client-order-id idempotency.
-    #[arg(long, env = "EXCHANGE_RETAIN_FINISHED_ORDERS", default_value_t = 1_000_000)]
+    #[arg(
+        long,
+        env = "EXCHANGE_RETAIN_FINISHED_ORDERS",
+        default_value_t = 1_000_000
+    )]
     pub retain_finished: usize,
 
     /// How long a request waits for its command's outcome before answering 504.

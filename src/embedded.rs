@@ -96,25 +96,49 @@ pub struct Embedded {
 
 impl Embedded {
     /// An exchange over these shards (indexed by shard id).
-    pub fn new(symbols: Arc<SymbolTable>, shards: Vec<ShardHandle>, pending: Arc<Pending>, timeout: Duration) -> Self {
-        Self { symbols, shards, pending, timeout }
+    pub fn new(
+        symbols: Arc<SymbolTable>,
+        shards: Vec<ShardHandle>,
+        pending: Arc<Pending>,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            symbols,
+            shards,
+            pending,
+            timeout,
+        }
     }
 
     fn shard_of(&self, symbol: SymbolId) -> Option<&ShardHandle> {
         let spec = self.symbols.get(symbol)?;
-        self.shards.get(shard_for(&spec.name, self.shards.len() as u32).0 as usize)
+        self.shards
+            .get(shard_for(&spec.name, self.shards.len() as u32).0 as usize)
     }
 
     /// Starts appending to one shard and waiting for the outcome, in a task of its own (so the
     /// outcome is collected even if the request is dropped).
-    fn spawn_submit(&self, shard: &ShardHandle, cmd: Command, ts: Timestamp) -> JoinHandle<Result<Outcome, ExchangeError>> {
-        let (id, log, pending, timeout) = (shard.id, Arc::clone(&shard.log), Arc::clone(&self.pending), self.timeout);
+    fn spawn_submit(
+        &self,
+        shard: &ShardHandle,
+        cmd: Command,
+        ts: Timestamp,
+    ) -> JoinHandle<Result<Outcome, ExchangeError>> {
+        let (id, log, pending, timeout) = (
+            shard.id,
+            Arc::clone(&shard.log),
+            Arc::clone(&self.pending),
+            self.timeout,
+        );
         tokio::spawn(async move {
             let appended = log
                 .append(vec![LogRecord { ts, cmd }])
                 .await
                 .map_err(|e| ExchangeError::Unavailable(e.to_string()))?;
-            let offset = appended.first().map(|e| e.0).ok_or_else(|| ExchangeError::Unavailable("empty append".into()))?;
+            let offset = appended
+                .first()
+                .map(|e| e.0)
+                .ok_or_else(|| ExchangeError::Unavailable("empty append".into()))?;
             match tokio::time::timeout(timeout, pending.wait(id, offset)).await {
                 Ok(Ok(outcome)) => Ok(outcome),
                 Ok(Err(_)) => Err(ExchangeError::Unavailable("the shard stopped".into())),
@@ -150,14 +174,21 @@ impl Exchange for Embedded {
         let mut submitted = Submitted::default();
         match cmd.symbol() {
             Some(symbol) => {
-                let shard = self
-                    .shard_of(symbol)
-                    .ok_or_else(|| ExchangeError::Unavailable(format!("no shard for symbol {}", symbol.0)))?;
-                merge(&mut submitted, joined(self.spawn_submit(shard, cmd, ts)).await?);
+                let shard = self.shard_of(symbol).ok_or_else(|| {
+                    ExchangeError::Unavailable(format!("no shard for symbol {}", symbol.0))
+                })?;
+                merge(
+                    &mut submitted,
+                    joined(self.spawn_submit(shard, cmd, ts)).await?,
+                );
             }
             None => {
                 // A cancel-all on every symbol goes to every shard, all at once.
-                let tasks: Vec<_> = self.shards.iter().map(|s| self.spawn_submit(s, cmd, ts)).collect();
+                let tasks: Vec<_> = self
+                    .shards
+                    .iter()
+                    .map(|s| self.spawn_submit(s, cmd, ts))
+                    .collect();
                 for task in tasks {
                     merge(&mut submitted, joined(task).await?);
                 }
@@ -167,17 +198,33 @@ impl Exchange for Embedded {
     }
 
     async fn order(&self, id: OrderId) -> Option<OrderRecord> {
-        self.shard_of(id.symbol())?.state.read().orders().get(id).copied()
+        self.shard_of(id.symbol())?
+            .state
+            .read()
+            .orders()
+            .get(id)
+            .copied()
     }
 
-    async fn orders(&self, account: AccountId, symbol: Option<SymbolId>, status: StatusFilter, limit: usize) -> Vec<OrderRecord> {
+    async fn orders(
+        &self,
+        account: AccountId,
+        symbol: Option<SymbolId>,
+        status: StatusFilter,
+        limit: usize,
+    ) -> Vec<OrderRecord> {
         let shards: Vec<&ShardHandle> = match symbol {
             Some(s) => self.shard_of(s).into_iter().collect(),
             None => self.shards.iter().collect(),
         };
         let mut out: Vec<OrderRecord> = shards
             .iter()
-            .flat_map(|s| s.state.read().orders().for_account(account, symbol, status, limit))
+            .flat_map(|s| {
+                s.state
+                    .read()
+                    .orders()
+                    .for_account(account, symbol, status, limit)
+            })
             .collect();
         out.sort_unstable_by(|a, b| (b.created, b.id.local()).cmp(&(a.created, a.id.local())));
         out.truncate(limit);
@@ -199,11 +246,18 @@ impl Exchange for Embedded {
     async fn health(&self) -> Vec<ShardHealth> {
         self.shards
             .iter()
-            .map(|s| ShardHealth { shard: s.id, logged: s.log.last_offset(), applied: s.state.read().applied() })
+            .map(|s| ShardHealth {
+                shard: s.id,
+                logged: s.log.last_offset(),
+                applied: s.state.read().applied(),
+            })
             .collect()
     }
 }
 
-async fn joined(task: JoinHandle<Result<Outcome, ExchangeError>>) -> Result<Outcome, ExchangeError> {
-    task.await.map_err(|e| ExchangeError::Unavailable(e.to_string()))?
+async fn joined(
+    task: JoinHandle<Result<Outcome, ExchangeError>>,
+) -> Result<Outcome, ExchangeError> {
+    task.await
+        .map_err(|e| ExchangeError::Unavailable(e.to_string()))?
 }

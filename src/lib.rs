@@ -55,8 +55,10 @@ impl Running {
 fn load_symbols(config: &Config) -> anyhow::Result<SymbolTable> {
     match &config.symbols_file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading symbols file {}", path.display()))?;
-            SymbolTable::from_toml(&text).with_context(|| format!("loading symbols file {}", path.display()))
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading symbols file {}", path.display()))?;
+            SymbolTable::from_toml(&text)
+                .with_context(|| format!("loading symbols file {}", path.display()))
         }
         None => Ok(SymbolTable::default_symbols()),
     }
@@ -65,11 +67,13 @@ fn load_symbols(config: &Config) -> anyhow::Result<SymbolTable> {
 /// Records the shard count in the data directory, or checks it against the recorded one:
 /// symbols are routed by shard count, so it cannot change under existing journals.
 fn check_layout(data_dir: &Path, shards: u32) -> anyhow::Result<()> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let path = data_dir.join("layout.json");
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let layout: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+            let layout: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("reading {}", path.display()))?;
             let recorded = layout["shards"].as_u64();
             if recorded != Some(shards as u64) {
                 bail!(
@@ -90,7 +94,10 @@ fn check_layout(data_dir: &Path, shards: u32) -> anyhow::Result<()> {
 
 /// Brings the exchange up: recovers every shard, starts the matchers and the HTTP server.
 /// `signal` resolving starts a graceful shutdown (as does [`Running::shutdown`]).
-pub async fn start(config: Config, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<Running> {
+pub async fn start(
+    config: Config,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Running> {
     if config.shards == 0 || config.shards > 1024 {
         bail!("shards must be between 1 and 1024, not {}", config.shards);
     }
@@ -113,13 +120,20 @@ pub async fn start(config: Config, signal: impl Future<Output = ()> + Send + 'st
     for n in 0..config.shards {
         let id = ShardId(n);
         let dir = config.data_dir.join(format!("shard-{n}"));
-        let (journal, report) = Journal::open(&dir.join("journal.log"), JournalConfig { fsync: config.fsync, ..JournalConfig::default() })
-            .with_context(|| format!("opening the journal of {id}"))?;
+        let (journal, report) = Journal::open(
+            &dir.join("journal.log"),
+            JournalConfig {
+                fsync: config.fsync,
+                ..JournalConfig::default()
+            },
+        )
+        .with_context(|| format!("opening the journal of {id}"))?;
         if let Some(reason) = &report.reason {
             tracing::warn!(shard = %id, truncated_bytes = report.truncated_bytes, %reason, "recovered from a torn journal tail");
         }
         let journal: Arc<Journal> = Arc::new(journal);
-        let snapshots = SnapshotStore::open(&dir.join("snapshots")).with_context(|| format!("opening the snapshots of {id}"))?;
+        let snapshots = SnapshotStore::open(&dir.join("snapshots"))
+            .with_context(|| format!("opening the snapshots of {id}"))?;
         let shard_config = ShardConfig {
             shard: id,
             shards: config.shards,
@@ -128,17 +142,32 @@ pub async fn start(config: Config, signal: impl Future<Output = ()> + Send + 'st
             retain_finished: config.retain_finished,
         };
         let log: Arc<dyn CommandLog> = journal.clone();
-        let (shard, recovery) = Shard::recover(shard_config, Arc::clone(&symbols), Arc::clone(&log), sink.clone(), snapshots)
-            .await
-            .with_context(|| format!("recovering {id}"))?;
+        let (shard, recovery) = Shard::recover(
+            shard_config,
+            Arc::clone(&symbols),
+            Arc::clone(&log),
+            sink.clone(),
+            snapshots,
+        )
+        .await
+        .with_context(|| format!("recovering {id}"))?;
         tracing::info!(shard = %id, records = report.records, snapshot_offset = recovery.snapshot_offset, replayed = recovery.replayed, "shard ready");
-        handles.push(ShardHandle { id, log, state: shard.state() });
+        handles.push(ShardHandle {
+            id,
+            log,
+            state: shard.state(),
+        });
         journals.push(journal);
         matchers.push(tokio::spawn(shard.run()));
     }
 
     let timeout = Duration::from_millis(config.request_timeout_ms);
-    let exchange = Arc::new(Embedded::new(Arc::clone(&symbols), handles, pending, timeout));
+    let exchange = Arc::new(Embedded::new(
+        Arc::clone(&symbols),
+        handles,
+        pending,
+        timeout,
+    ));
     let router = app(AppState::new(exchange));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -153,17 +182,27 @@ pub async fn start(config: Config, signal: impl Future<Output = ()> + Send + 'st
             }
             tracing::info!("shutting down: no new requests");
         };
-        axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("serving HTTP")?;
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")?;
         // Every request has been answered; close the logs so the matchers drain and stop.
         for journal in &journals {
             journal.close();
         }
         for matcher in matchers {
-            matcher.await.context("a shard task panicked")?.context("a shard failed")?;
+            matcher
+                .await
+                .context("a shard task panicked")?
+                .context("a shard failed")?;
         }
         upkeep.abort();
         tracing::info!("stopped cleanly");
         Ok(())
     });
-    Ok(Running { addr, stop: Some(stop), task })
+    Ok(Running {
+        addr,
+        stop: Some(stop),
+        task,
+    })
 }

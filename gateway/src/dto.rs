@@ -265,7 +265,10 @@ fn average(spec: &SymbolSpec, quote: Notional, qty: Qty) -> Option<String> {
     }
     let q = spec.notional_to_decimal(quote);
     let n = spec.qty_to_decimal(qty);
-    let avg = q.checked_div(n)?.round_dp(spec.tick_size.scale() + 6).normalize();
+    let avg = q
+        .checked_div(n)?
+        .round_dp(spec.tick_size.scale() + 6)
+        .normalize();
     let mut avg = avg;
     if avg.scale() < spec.tick_size.scale() {
         avg.rescale(spec.tick_size.scale());
@@ -274,14 +277,27 @@ fn average(spec: &SymbolSpec, quote: Notional, qty: Qty) -> Option<String> {
 }
 
 /// An order with the fills this request caused.
-pub fn order_response(spec: &SymbolSpec, o: &OrderRecord, fills: Vec<FillResponse>) -> OrderResponse {
+pub fn order_response(
+    spec: &SymbolSpec,
+    o: &OrderRecord,
+    fills: Vec<FillResponse>,
+) -> OrderResponse {
     let (status, cancel_reason) = status_names(o.status);
     let (order_type, time_in_force, post_only, quote_quantity) = match o.order_type {
-        OrderType::Limit { tif, post_only, .. } => ("LIMIT", Some(name::<TimeInForce>(&tif)), post_only, None),
-        OrderType::Market { size: MarketSize::Base(_) } => ("MARKET", None, false, None),
-        OrderType::Market { size: MarketSize::Quote(n) } => {
-            ("MARKET", None, false, Some(spec.notional_to_decimal(n).to_string()))
+        OrderType::Limit { tif, post_only, .. } => {
+            ("LIMIT", Some(name::<TimeInForce>(&tif)), post_only, None)
         }
+        OrderType::Market {
+            size: MarketSize::Base(_),
+        } => ("MARKET", None, false, None),
+        OrderType::Market {
+            size: MarketSize::Quote(n),
+        } => (
+            "MARKET",
+            None,
+            false,
+            Some(spec.notional_to_decimal(n).to_string()),
+        ),
     };
     let is_limit = order_type == "LIMIT";
     OrderResponse {
@@ -353,13 +369,11 @@ pub fn ticker_response(spec: &SymbolSpec, t: &TickerView) -> TickerResponse {
         (Some(last), true) => {
             let open = spec.price_to_decimal(day.open);
             let change = spec.price_to_decimal(last.price) - open;
-            let percent = (change * Decimal::ONE_HUNDRED)
-                .checked_div(open)
-                .map(|p| {
-                    let mut p = p.round_dp(2);
-                    p.rescale(2);
-                    p.to_string()
-                });
+            let percent = (change * Decimal::ONE_HUNDRED).checked_div(open).map(|p| {
+                let mut p = p.round_dp(2);
+                p.rescale(2);
+                p.to_string()
+            });
             (Some(change.to_string()), percent)
         }
         _ => (None, None),
@@ -377,7 +391,9 @@ pub fn ticker_response(spec: &SymbolSpec, t: &TickerView) -> TickerResponse {
         open_24h: has_day.then(|| price(day.open)),
         high_24h: has_day.then(|| price(day.high)),
         low_24h: has_day.then(|| price(day.low)),
-        volume_24h: spec.qty_to_decimal(Qty(day.volume.min(u64::MAX as u128) as u64)).to_string(),
+        volume_24h: spec
+            .qty_to_decimal(Qty(day.volume.min(u64::MAX as u128) as u64))
+            .to_string(),
         quote_volume_24h: decimal_quote(spec, Notional(day.quote_volume)),
         change_24h: change,
         change_percent_24h: percent,
@@ -388,7 +404,10 @@ pub fn ticker_response(spec: &SymbolSpec, t: &TickerView) -> TickerResponse {
 /// A symbol's depth.
 pub fn depth_response(spec: &SymbolSpec, d: &DepthView) -> DepthResponse {
     let level = |&(p, q): &(Price, Qty)| {
-        [spec.price_to_decimal(p).to_string(), spec.qty_to_decimal(q).to_string()]
+        [
+            spec.price_to_decimal(p).to_string(),
+            spec.qty_to_decimal(q).to_string(),
+        ]
     };
     DepthResponse {
         symbol: spec.name.clone(),

@@ -144,12 +144,18 @@ pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Ne
             "the body must be application/json".to_owned(),
         ),
         s if s.is_server_error() => (ErrorCode::Internal, "internal error".to_owned()),
-        _ => (ErrorCode::MalformedRequest, "the request is malformed".to_owned()),
+        _ => (
+            ErrorCode::MalformedRequest,
+            "the request is malformed".to_owned(),
+        ),
     };
     let (mut parts, _) = response.into_parts();
     let body = serde_json::to_vec(&ApiError::new(code, message).body())
         .expect("error bodies always serialise");
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
 }

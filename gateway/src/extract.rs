@@ -37,7 +37,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                     format!("the body is larger than {} bytes", crate::MAX_BODY_BYTES),
                 )
             } else {
-                ApiError::new(ErrorCode::MalformedRequest, format!("could not read the body: {e}"))
+                ApiError::new(
+                    ErrorCode::MalformedRequest,
+                    format!("could not read the body: {e}"),
+                )
             }
         })?;
         parse(&bytes).map(JsonBody)
@@ -46,12 +49,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
 /// Decodes a JSON body, naming the field of any error.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde would read a JSON array into a struct field by field; the API takes objects only.
+    if bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b != b'{')
+    {
+        return Err(ApiError::new(
+            ErrorCode::MalformedRequest,
+            "the body must be a JSON object",
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            return ApiError::new(ErrorCode::MalformedRequest, format!("the body is not valid JSON: {inner}"));
+            return ApiError::new(
+                ErrorCode::MalformedRequest,
+                format!("the body is not valid JSON: {inner}"),
+            );
         }
         let message = inner.to_string();
         // serde reports an unknown field at its parent's path; name the field itself.
@@ -66,16 +83,31 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             };
         }
         if path == "." {
-            return ApiError::new(ErrorCode::MalformedRequest, format!("the body must be a JSON object: {message}"));
+            return ApiError::new(
+                ErrorCode::MalformedRequest,
+                format!("the body must be a JSON object: {message}"),
+            );
         }
         let detail = message.split(" at line").next().unwrap_or(&message);
         if DECIMAL_FIELDS.contains(&path.as_str()) {
-            ApiError::field(ErrorCode::InvalidNumber, &path, format!("must be a decimal string such as \"65000.50\" ({detail})"))
+            ApiError::field(
+                ErrorCode::InvalidNumber,
+                &path,
+                format!("must be a decimal string such as \"65000.50\" ({detail})"),
+            )
         } else {
-            ApiError::field(ErrorCode::InvalidField, &path, format!("has the wrong type ({detail})"))
+            ApiError::field(
+                ErrorCode::InvalidField,
+                &path,
+                format!("has the wrong type ({detail})"),
+            )
         }
     })?;
-    de.end()
-        .map_err(|e| ApiError::new(ErrorCode::MalformedRequest, format!("the body is not valid JSON: {e}")))?;
+    de.end().map_err(|e| {
+        ApiError::new(
+            ErrorCode::MalformedRequest,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
     Ok(value)
 }

@@ -116,8 +116,16 @@ struct ApiDoc;
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use routes::{market, orders, system};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(orders::place_order, orders::list_orders, orders::cancel_all))
-        .routes(routes!(orders::get_order, orders::amend_order, orders::cancel_order))
+        .routes(routes!(
+            orders::place_order,
+            orders::list_orders,
+            orders::cancel_all
+        ))
+        .routes(routes!(
+            orders::get_order,
+            orders::amend_order,
+            orders::cancel_order
+        ))
         .routes(routes!(orders::place_order_seed))
         .routes(routes!(orders::get_order_seed))
         .routes(routes!(market::all_market_data))
@@ -136,7 +144,10 @@ pub fn app(state: AppState) -> Router {
     let (router, api) = routes();
     let api = Arc::new(api);
     router
-        .route("/openapi.json", get(move || async move { axum::Json(api.as_ref().clone()) }))
+        .route(
+            "/openapi.json",
+            get(move || async move { axum::Json(api.as_ref().clone()) }),
+        )
         .fallback(not_found)
         .with_state(state.clone())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
@@ -149,7 +160,8 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn not_found() -> Response {
-    error::ApiError::new(ErrorCode::NotFound, "no such route (see GET /openapi.json)").into_response()
+    error::ApiError::new(ErrorCode::NotFound, "no such route (see GET /openapi.json)")
+        .into_response()
 }
 
 async fn http_metrics(State(_): State<AppState>, req: Request, next: Next) -> Response {

@@ -28,7 +28,9 @@ fn number_error(field: &str, kind: Amount, e: NumError) -> ApiError {
         (NumError::OffStep { .. }, Amount::Price) => ErrorCode::PriceOffTick,
         (NumError::OffStep { .. }, Amount::Qty) => ErrorCode::QtyOffLot,
         (NumError::AboveMax { .. }, Amount::Price) => ErrorCode::PriceOutOfRange,
-        (NumError::AboveMax { .. } | NumError::BelowMin { .. }, Amount::Qty) => ErrorCode::QtyOutOfRange,
+        (NumError::AboveMax { .. } | NumError::BelowMin { .. }, Amount::Qty) => {
+            ErrorCode::QtyOutOfRange
+        }
         (NumError::BelowMin { .. }, Amount::Quote) => ErrorCode::BelowMinNotional,
         (NumError::AboveMax { .. }, Amount::Quote) => ErrorCode::InvalidField,
         _ => ErrorCode::InvalidNumber,
@@ -58,7 +60,11 @@ pub fn account_from_json(v: &Option<serde_json::Value>) -> Result<AccountId, Api
     };
     match id {
         Some(id) if id > 0 => Ok(AccountId(id)),
-        _ => Err(ApiError::field(ErrorCode::InvalidField, "account", "must be a positive integer")),
+        _ => Err(ApiError::field(
+            ErrorCode::InvalidField,
+            "account",
+            "must be a positive integer",
+        )),
     }
 }
 
@@ -67,22 +73,40 @@ pub fn account_from_query(v: &Option<String>) -> Result<AccountId, ApiError> {
     let s = required(v, "account")?;
     match s.parse::<u64>() {
         Ok(id) if id > 0 => Ok(AccountId(id)),
-        _ => Err(ApiError::field(ErrorCode::InvalidField, "account", "must be a positive integer")),
+        _ => Err(ApiError::field(
+            ErrorCode::InvalidField,
+            "account",
+            "must be a positive integer",
+        )),
     }
 }
 
 /// A listed symbol.
 pub fn symbol<'a>(table: &'a SymbolTable, name: &str) -> Result<&'a SymbolSpec, ApiError> {
     table.by_name(name).map_err(|_| {
-        ApiError::field(ErrorCode::UnknownSymbol, "symbol", format!("{name:?} is not listed (see GET /symbols)"))
+        ApiError::field(
+            ErrorCode::UnknownSymbol,
+            "symbol",
+            format!("{name:?} is not listed (see GET /symbols)"),
+        )
     })
 }
 
 /// An order id from a path.
 pub fn order_id(table: &SymbolTable, s: &str) -> Result<OrderId, ApiError> {
-    let not_found = || ApiError::field(ErrorCode::UnknownOrder, "id", format!("{s:?} is not a known order"));
+    let not_found = || {
+        ApiError::field(
+            ErrorCode::UnknownOrder,
+            "id",
+            format!("{s:?} is not a known order"),
+        )
+    };
     let id = s.parse::<u64>().map(OrderId).map_err(|_| {
-        ApiError::field(ErrorCode::InvalidField, "id", "must be an order id (digits)")
+        ApiError::field(
+            ErrorCode::InvalidField,
+            "id",
+            "must be an order id (digits)",
+        )
     })?;
     table.get(id.symbol()).map(|_| id).ok_or_else(not_found)
 }
@@ -93,7 +117,11 @@ pub fn limit(v: &Option<String>) -> Result<usize, ApiError> {
         None => Ok(DEFAULT_LIMIT),
         Some(s) => match s.parse::<usize>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(ApiError::field(ErrorCode::InvalidField, "limit", format!("must be an integer from 1 to {MAX_LIMIT}"))),
+            _ => Err(ApiError::field(
+                ErrorCode::InvalidField,
+                "limit",
+                format!("must be an integer from 1 to {MAX_LIMIT}"),
+            )),
         },
     }
 }
@@ -105,7 +133,11 @@ fn choice<T: Copy>(field: &str, value: &str, options: &[(&str, T)]) -> Result<T,
         .map(|(_, v)| *v)
         .ok_or_else(|| {
             let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-            ApiError::field(ErrorCode::InvalidField, field, format!("must be one of {}", names.join(", ")))
+            ApiError::field(
+                ErrorCode::InvalidField,
+                field,
+                format!("must be one of {}", names.join(", ")),
+            )
         })
 }
 
@@ -115,25 +147,36 @@ fn decimal_field(field: &str, s: &str, kind: Amount) -> Result<rust_decimal::Dec
 
 fn price(spec: &SymbolSpec, s: &str) -> Result<Price, ApiError> {
     let d = decimal_field("price", s, Amount::Price)?;
-    spec.price_from_decimal(d).map_err(|e| number_error("price", Amount::Price, e))
+    spec.price_from_decimal(d)
+        .map_err(|e| number_error("price", Amount::Price, e))
 }
 
 fn qty(spec: &SymbolSpec, s: &str) -> Result<Qty, ApiError> {
     let d = decimal_field("quantity", s, Amount::Qty)?;
-    spec.qty_from_decimal(d).map_err(|e| number_error("quantity", Amount::Qty, e))
+    spec.qty_from_decimal(d)
+        .map_err(|e| number_error("quantity", Amount::Qty, e))
 }
 
 fn quote(spec: &SymbolSpec, s: &str) -> Result<Notional, ApiError> {
     let d = decimal_field("quote_quantity", s, Amount::Quote)?;
-    spec.notional_from_decimal(d).map_err(|e| number_error("quote_quantity", Amount::Quote, e))
+    spec.notional_from_decimal(d)
+        .map_err(|e| number_error("quote_quantity", Amount::Quote, e))
 }
 
 /// A place request as a `NewOrder` (its id is assigned by the log).
 pub fn new_order(table: &SymbolTable, r: &PlaceOrderRequest) -> Result<NewOrder, ApiError> {
     let account = account_from_json(&r.account)?;
     let spec = symbol(table, required(&r.symbol, "symbol")?)?;
-    let side = choice("side", required(&r.side, "side")?, &[("BUY", Side::Buy), ("SELL", Side::Sell)])?;
-    let is_limit = choice("type", required(&r.order_type, "type")?, &[("LIMIT", true), ("MARKET", false)])?;
+    let side = choice(
+        "side",
+        required(&r.side, "side")?,
+        &[("BUY", Side::Buy), ("SELL", Side::Sell)],
+    )?;
+    let is_limit = choice(
+        "type",
+        required(&r.order_type, "type")?,
+        &[("LIMIT", true), ("MARKET", false)],
+    )?;
     let stp = match &r.self_trade_prevention {
         None => StpMode::None,
         Some(s) => choice(
@@ -154,39 +197,83 @@ pub fn new_order(table: &SymbolTable, r: &PlaceOrderRequest) -> Result<NewOrder,
         .transpose()
         .map_err(|e| ApiError::field(ErrorCode::InvalidField, "client_order_id", e))?;
     let order_type = if is_limit {
-        forbidden(&r.quote_quantity, "quote_quantity", "is for market orders; a limit order takes quantity")?;
+        forbidden(
+            &r.quote_quantity,
+            "quote_quantity",
+            "is for market orders; a limit order takes quantity",
+        )?;
         let price = price(spec, required(&r.price, "price")?)?;
         let qty = qty(spec, required(&r.quantity, "quantity")?)?;
         let tif = match &r.time_in_force {
             None => TimeInForce::Gtc,
-            Some(s) => choice("time_in_force", s, &[("GTC", TimeInForce::Gtc), ("IOC", TimeInForce::Ioc), ("FOK", TimeInForce::Fok)])?,
+            Some(s) => choice(
+                "time_in_force",
+                s,
+                &[
+                    ("GTC", TimeInForce::Gtc),
+                    ("IOC", TimeInForce::Ioc),
+                    ("FOK", TimeInForce::Fok),
+                ],
+            )?,
         };
         let post_only = r.post_only.unwrap_or(false);
         if post_only && tif != TimeInForce::Gtc {
-            return Err(ApiError::field(ErrorCode::InvalidOrderType, "post_only", "is only for GTC orders"));
+            return Err(ApiError::field(
+                ErrorCode::InvalidOrderType,
+                "post_only",
+                "is only for GTC orders",
+            ));
         }
         if price.notional(qty) < spec.limits.min_notional {
             return Err(ApiError::field(
                 ErrorCode::BelowMinNotional,
                 "quantity",
-                format!("× price must be at least {} {}", spec.min_notional, spec.quote),
+                format!(
+                    "× price must be at least {} {}",
+                    spec.min_notional, spec.quote
+                ),
             ));
         }
-        OrderType::Limit { price, qty, tif, post_only }
+        OrderType::Limit {
+            price,
+            qty,
+            tif,
+            post_only,
+        }
     } else {
-        forbidden(&r.price, "price", "is for limit orders; a market order trades at any price")?;
-        forbidden(&r.time_in_force, "time_in_force", "is for limit orders; a market order is immediate-or-cancel")?;
+        forbidden(
+            &r.price,
+            "price",
+            "is for limit orders; a market order trades at any price",
+        )?;
+        forbidden(
+            &r.time_in_force,
+            "time_in_force",
+            "is for limit orders; a market order is immediate-or-cancel",
+        )?;
         if r.post_only == Some(true) {
-            return Err(ApiError::field(ErrorCode::InvalidOrderType, "post_only", "is for limit orders"));
+            return Err(ApiError::field(
+                ErrorCode::InvalidOrderType,
+                "post_only",
+                "is for limit orders",
+            ));
         }
         let size = match (&r.quantity, &r.quote_quantity) {
             (Some(q), None) => MarketSize::Base(qty(spec, q)?),
             (None, Some(q)) => MarketSize::Quote(quote(spec, q)?),
             (Some(_), Some(_)) => {
-                return Err(ApiError::field(ErrorCode::InvalidField, "quote_quantity", "cannot be given together with quantity"));
+                return Err(ApiError::field(
+                    ErrorCode::InvalidField,
+                    "quote_quantity",
+                    "cannot be given together with quantity",
+                ));
             }
             (None, None) => {
-                return Err(ApiError::field(ErrorCode::MissingField, "quantity", "or quote_quantity is required for a market order"));
+                return Err(ApiError::field(
+                    ErrorCode::MissingField,
+                    "quantity",
+                    "or quote_quantity is required for a market order",
+                ));
             }
         };
         OrderType::Market { size }
@@ -203,11 +290,21 @@ pub fn new_order(table: &SymbolTable, r: &PlaceOrderRequest) -> Result<NewOrder,
 }
 
 /// An amend request for order `id`.
-pub fn amend(table: &SymbolTable, id: OrderId, r: &AmendOrderRequest) -> Result<AmendOrder, ApiError> {
+pub fn amend(
+    table: &SymbolTable,
+    id: OrderId,
+    r: &AmendOrderRequest,
+) -> Result<AmendOrder, ApiError> {
     let account = account_from_json(&r.account)?;
-    let spec = table.get(id.symbol()).ok_or_else(|| ApiError::field(ErrorCode::UnknownOrder, "id", "is not a known order"))?;
+    let spec = table
+        .get(id.symbol())
+        .ok_or_else(|| ApiError::field(ErrorCode::UnknownOrder, "id", "is not a known order"))?;
     if r.price.is_none() && r.quantity.is_none() {
-        return Err(ApiError::field(ErrorCode::MissingField, "price", "or quantity is required"));
+        return Err(ApiError::field(
+            ErrorCode::MissingField,
+            "price",
+            "or quantity is required",
+        ));
     }
     Ok(AmendOrder {
         symbol: spec.id,
@@ -244,29 +341,146 @@ mod tests {
         let o = new_order(&SymbolTable::default_symbols(), &req()).unwrap();
         assert_eq!(o.account, AccountId(7));
         assert_eq!(o.side, Side::Buy);
-        assert_eq!(o.order_type, OrderType::Limit { price: Price(6_500_010), qty: Qty(1_000), tif: TimeInForce::Gtc, post_only: false });
+        assert_eq!(
+            o.order_type,
+            OrderType::Limit {
+                price: Price(6_500_010),
+                qty: Qty(1_000),
+                tif: TimeInForce::Gtc,
+                post_only: false
+            }
+        );
     }
 
     #[test]
     fn each_bad_field_is_named() {
         let f = |s: &str| Some(s.to_owned());
-        assert_eq!(err(PlaceOrderRequest { account: None, ..req() }), (ErrorCode::MissingField, f("account")));
-        assert_eq!(err(PlaceOrderRequest { account: Some(serde_json::json!(-1)), ..req() }), (ErrorCode::InvalidField, f("account")));
-        assert_eq!(err(PlaceOrderRequest { symbol: f("DOGE-EUR"), ..req() }), (ErrorCode::UnknownSymbol, f("symbol")));
-        assert_eq!(err(PlaceOrderRequest { side: f("up"), ..req() }), (ErrorCode::InvalidField, f("side")));
-        assert_eq!(err(PlaceOrderRequest { price: f("65000.001"), ..req() }), (ErrorCode::PriceOffTick, f("price")));
-        assert_eq!(err(PlaceOrderRequest { price: f("1e5"), ..req() }), (ErrorCode::InvalidNumber, f("price")));
-        assert_eq!(err(PlaceOrderRequest { price: f("-5"), ..req() }), (ErrorCode::InvalidNumber, f("price")));
-        assert_eq!(err(PlaceOrderRequest { quantity: f("0.000001"), ..req() }), (ErrorCode::QtyOffLot, f("quantity")));
-        assert_eq!(err(PlaceOrderRequest { quantity: f("5000"), ..req() }), (ErrorCode::QtyOutOfRange, f("quantity")));
-        assert_eq!(err(PlaceOrderRequest { price: f("1.00"), quantity: f("0.00001"), ..req() }), (ErrorCode::BelowMinNotional, f("quantity")));
-        assert_eq!(err(PlaceOrderRequest { time_in_force: f("DAY"), ..req() }), (ErrorCode::InvalidField, f("time_in_force")));
-        assert_eq!(err(PlaceOrderRequest { post_only: Some(true), time_in_force: f("IOC"), ..req() }), (ErrorCode::InvalidOrderType, f("post_only")));
-        assert_eq!(err(PlaceOrderRequest { client_order_id: f("has space"), ..req() }), (ErrorCode::InvalidField, f("client_order_id")));
-        let market = || PlaceOrderRequest { order_type: f("MARKET"), price: None, ..req() };
-        assert_eq!(err(PlaceOrderRequest { price: f("1"), ..market() }), (ErrorCode::InvalidField, f("price")));
-        assert_eq!(err(PlaceOrderRequest { quantity: None, ..market() }), (ErrorCode::MissingField, f("quantity")));
-        assert_eq!(err(PlaceOrderRequest { quote_quantity: f("10"), ..market() }), (ErrorCode::InvalidField, f("quote_quantity")));
-        assert_eq!(err(PlaceOrderRequest { quantity: None, quote_quantity: f("0.5"), ..market() }), (ErrorCode::BelowMinNotional, f("quote_quantity")));
+        assert_eq!(
+            err(PlaceOrderRequest {
+                account: None,
+                ..req()
+            }),
+            (ErrorCode::MissingField, f("account"))
+        );
+        assert_eq!(
+            err(PlaceOrderRequest {
+                account: Some(serde_json::json!(-1)),
+                ..req()
+            }),
+            (ErrorCode::InvalidField, f("account"))
+        );
+        assert_eq!(
+            err(PlaceOrderRequest {
+                symbol: f("DOGE-EUR"),
+                ..req()
+            }),
+            (ErrorCode::UnknownSymbol, f("symbol"))
+        );
+        assert_eq!(
+            err(PlaceOrderRequest {
+                side: f("up"),
+                ..req()
+            }),
+            (ErrorCode::InvalidField, f("side"))
+        );
+        assert_eq!(
+            err(PlaceOrderRequest {
+                price: f("65000.001"),
+                ..req()
+            }),
+            (ErrorCode::PriceOffTick, f("price"))
+        );
+        assert_eq!(
+            err(PlaceOrderRequest {
+                price: f("1e5"),
+                ..req()
+            }),
+            (ErrorCode::InvalidNumber, f("price"))
+        );
+        assert_eq!(
+            err(PlaceOrderRequest {
+                price: f("-5"),
+                ..req()
+            }),
+            (ErrorCode::InvalidNumber, f("price"))
+        );
+        assert_eq!(
+            err(PlaceOrderRequest {
+                quantity: f("0.000001"),
+                ..req()
+            }),
+            (ErrorCode::QtyOffLot, f("quantity"))
+        );
+        assert_eq!(
+            err(PlaceOrderRequest {
+                quantity: f("5000"),
+                ..req()
+            }),
+            (ErrorCode::QtyOutOfRange, f("quantity"))
+        );
+        assert_eq!(
+            err(PlaceOrderRequest {
+                price: f("1.00"),
+                quantity: f("0.00001"),
+                ..req()
+            }),
+            (ErrorCode::BelowMinNotional, f("quantity"))
+        );
+        assert_eq!(
+            err(PlaceOrderRequest {
+                time_in_force: f("DAY"),
+                ..req()
+            }),
+            (ErrorCode::InvalidField, f("time_in_force"))
+        );
+        assert_eq!(
+            err(PlaceOrderRequest {
+                post_only: Some(true),
+                time_in_force: f("IOC"),
+                ..req()
+            }),
+            (ErrorCode::InvalidOrderType, f("post_only"))
+        );
+        assert_eq!(
+            err(PlaceOrderRequest {
+                client_order_id: f("has space"),
+                ..req()
+            }),
+            (ErrorCode::InvalidField, f("client_order_id"))
+        );
+        let market = || PlaceOrderRequest {
+            order_type: f("MARKET"),
+            price: None,
+            ..req()
+        };
+        assert_eq!(
+            err(PlaceOrderRequest {
+                price: f("1"),
+                ..market()
+            }),
+            (ErrorCode::InvalidField, f("price"))
+        );
+        assert_eq!(
+            err(PlaceOrderRequest {
+                quantity: None,
+                ..market()
+            }),
+            (ErrorCode::MissingField, f("quantity"))
+        );
+        assert_eq!(
+            err(PlaceOrderRequest {
+                quote_quantity: f("10"),
+                ..market()
+            }),
+            (ErrorCode::InvalidField, f("quote_quantity"))
+        );
+        assert_eq!(
+            err(PlaceOrderRequest {
+                quantity: None,
+                quote_quantity: f("0.5"),
+                ..market()
+            }),
+            (ErrorCode::BelowMinNotional, f("quote_quantity"))
+        );
     }
 }

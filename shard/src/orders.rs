@@ -91,7 +91,10 @@ impl OrderStore {
         if let Some(c) = r.client_order_id {
             self.by_client.insert((r.account, c), r.id);
         }
-        self.by_account.entry(r.account).or_default().insert((r.id.local(), r.id));
+        self.by_account
+            .entry(r.account)
+            .or_default()
+            .insert((r.id.local(), r.id));
         self.orders.insert(r.id, r);
     }
 

@@ -1,6 +1,9 @@
 //! Market-data endpoints: tickers, depth and recent trades.
 
-use crate::dto::{DepthResponse, LimitQuery, TickerResponse, TradeResponse, depth_response, ticker_response, trade_response};
+use crate::dto::{
+    DepthResponse, LimitQuery, TickerResponse, TradeResponse, depth_response, ticker_response,
+    trade_response,
+};
 use crate::error::{ApiError, ErrorBody};
 use crate::{AppState, now, validate};
 use axum::Json;
@@ -9,22 +12,32 @@ use axum::http::StatusCode;
 use exchange_core::{ErrorCode, SymbolSpec};
 
 fn listed<'a>(app: &'a AppState, symbol: &str) -> Result<&'a SymbolSpec, ApiError> {
-    validate::symbol(app.exchange.symbols(), symbol).map_err(|e| e.with_status(StatusCode::NOT_FOUND))
+    validate::symbol(app.exchange.symbols(), symbol)
+        .map_err(|e| e.with_status(StatusCode::NOT_FOUND))
 }
 
 fn unavailable(spec: &SymbolSpec) -> ApiError {
-    ApiError::new(ErrorCode::Unavailable, format!("no shard is serving {} right now", spec.name))
+    ApiError::new(
+        ErrorCode::Unavailable,
+        format!("no shard is serving {} right now", spec.name),
+    )
 }
 
 async fn ticker_of(app: &AppState, spec: &SymbolSpec) -> Result<TickerResponse, ApiError> {
-    let view = app.exchange.ticker(spec.id, now()).await.ok_or_else(|| unavailable(spec))?;
+    let view = app
+        .exchange
+        .ticker(spec.id, now())
+        .await
+        .ok_or_else(|| unavailable(spec))?;
     Ok(ticker_response(spec, &view))
 }
 
 /// Live market data for every symbol: one ticker each.
 #[utoipa::path(get, path = "/market-data", tag = "market data",
     responses((status = 200, description = "A ticker per symbol", body = Vec<TickerResponse>)))]
-pub async fn all_market_data(State(app): State<AppState>) -> Result<Json<Vec<TickerResponse>>, ApiError> {
+pub async fn all_market_data(
+    State(app): State<AppState>,
+) -> Result<Json<Vec<TickerResponse>>, ApiError> {
     let mut out = Vec::with_capacity(app.exchange.symbols().len());
     for spec in app.exchange.symbols().iter() {
         out.push(ticker_of(&app, spec).await?);
@@ -39,7 +52,10 @@ pub async fn all_market_data(State(app): State<AppState>) -> Result<Json<Vec<Tic
         (status = 200, description = "The ticker", body = TickerResponse),
         (status = 404, description = "The symbol is not listed", body = ErrorBody),
     ))]
-pub async fn ticker(State(app): State<AppState>, Path(symbol): Path<String>) -> Result<Json<TickerResponse>, ApiError> {
+pub async fn ticker(
+    State(app): State<AppState>,
+    Path(symbol): Path<String>,
+) -> Result<Json<TickerResponse>, ApiError> {
     let spec = listed(&app, &symbol)?;
     Ok(Json(ticker_of(&app, spec).await?))
 }
@@ -58,7 +74,11 @@ pub async fn depth(
 ) -> Result<Json<DepthResponse>, ApiError> {
     let spec = listed(&app, &symbol)?;
     let limit = validate::limit(&q.limit)?;
-    let view = app.exchange.depth(spec.id, limit).await.ok_or_else(|| unavailable(spec))?;
+    let view = app
+        .exchange
+        .depth(spec.id, limit)
+        .await
+        .ok_or_else(|| unavailable(spec))?;
     Ok(Json(depth_response(spec, &view)))
 }
 
@@ -76,6 +96,12 @@ pub async fn trades(
 ) -> Result<Json<Vec<TradeResponse>>, ApiError> {
     let spec = listed(&app, &symbol)?;
     let limit = validate::limit(&q.limit)?;
-    let trades = app.exchange.trades(spec.id, limit).await.ok_or_else(|| unavailable(spec))?;
-    Ok(Json(trades.iter().map(|t| trade_response(spec, t)).collect()))
+    let trades = app
+        .exchange
+        .trades(spec.id, limit)
+        .await
+        .ok_or_else(|| unavailable(spec))?;
+    Ok(Json(
+        trades.iter().map(|t| trade_response(spec, t)).collect(),
+    ))
 }

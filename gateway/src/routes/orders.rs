@@ -1,8 +1,8 @@
 //! Order endpoints: place, read, list, amend, cancel, cancel all; and the seed's `/order` pair.
 
 use crate::dto::{
-    AccountQuery, AmendOrderRequest, CancelAllQuery, CancelAllResponse, FillResponse, OrderResponse,
-    OrdersQuery, PlaceOrderRequest, fill_response, order_response,
+    AccountQuery, AmendOrderRequest, CancelAllQuery, CancelAllResponse, FillResponse,
+    OrderResponse, OrdersQuery, PlaceOrderRequest, fill_response, order_response,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::exchange::Submitted;
@@ -37,23 +37,35 @@ fn with_fills(app: &AppState, order: &OrderRecord, s: &Submitted) -> OrderRespon
         .events
         .iter()
         .filter_map(|e| match e.kind {
-            EventKind::Trade(t) if t.taker_order_id == order.id => Some(fill_response(spec, &t, true)),
-            EventKind::Trade(t) if t.maker_order_id == order.id => Some(fill_response(spec, &t, false)),
+            EventKind::Trade(t) if t.taker_order_id == order.id => {
+                Some(fill_response(spec, &t, true))
+            }
+            EventKind::Trade(t) if t.maker_order_id == order.id => {
+                Some(fill_response(spec, &t, false))
+            }
             _ => None,
         })
         .collect();
     order_response(spec, order, fills)
 }
 
-async fn place(app: &AppState, req: &PlaceOrderRequest) -> Result<(StatusCode, Json<OrderResponse>), ApiError> {
+async fn place(
+    app: &AppState,
+    req: &PlaceOrderRequest,
+) -> Result<(StatusCode, Json<OrderResponse>), ApiError> {
     let order = validate::new_order(app.exchange.symbols(), req)?;
     let submitted = app.exchange.submit(Command::Place(order), now()).await?;
     if submitted.duplicate {
-        let first = submitted
-            .orders
-            .first()
-            .ok_or_else(|| ApiError::new(ErrorCode::Internal, "a duplicate came back without its order"))?;
-        return Ok((StatusCode::OK, Json(order_response(app.spec(first.symbol), first, Vec::new()))));
+        let first = submitted.orders.first().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Internal,
+                "a duplicate came back without its order",
+            )
+        })?;
+        return Ok((
+            StatusCode::OK,
+            Json(order_response(app.spec(first.symbol), first, Vec::new())),
+        ));
     }
     Ok((StatusCode::CREATED, Json(report(app, &submitted)?)))
 }
@@ -89,15 +101,26 @@ pub async fn place_order_seed(
     place(&app, &req).await
 }
 
-async fn read(app: &AppState, id: &str, account: &Option<String>) -> Result<Json<OrderResponse>, ApiError> {
+async fn read(
+    app: &AppState,
+    id: &str,
+    account: &Option<String>,
+) -> Result<Json<OrderResponse>, ApiError> {
     let id = validate::order_id(app.exchange.symbols(), id)?;
-    let account = account.as_ref().map(|_| validate::account_from_query(account)).transpose()?;
+    let account = account
+        .as_ref()
+        .map(|_| validate::account_from_query(account))
+        .transpose()?;
     let unknown = || ApiError::field(ErrorCode::UnknownOrder, "id", "is not a known order");
     let order = app.exchange.order(id).await.ok_or_else(unknown)?;
     if account.is_some_and(|a| a != order.account) {
         return Err(unknown());
     }
-    Ok(Json(order_response(app.spec(order.symbol), &order, Vec::new())))
+    Ok(Json(order_response(
+        app.spec(order.symbol),
+        &order,
+        Vec::new(),
+    )))
 }
 
 /// Read an order.
@@ -142,7 +165,11 @@ pub async fn list_orders(
 ) -> Result<Json<Vec<OrderResponse>>, ApiError> {
     let account = validate::account_from_query(&q.account)?;
     let symbols = app.exchange.symbols();
-    let symbol = q.symbol.as_deref().map(|s| validate::symbol(symbols, s).map(|s| s.id)).transpose()?;
+    let symbol = q
+        .symbol
+        .as_deref()
+        .map(|s| validate::symbol(symbols, s).map(|s| s.id))
+        .transpose()?;
     let status = match q.status.as_deref() {
         None => StatusFilter::Any,
         Some(s) => match s.to_ascii_uppercase().as_str() {
@@ -163,7 +190,12 @@ pub async fn list_orders(
     };
     let limit = validate::limit(&q.limit)?;
     let orders = app.exchange.orders(account, symbol, status, limit).await;
-    Ok(Json(orders.iter().map(|o| order_response(app.spec(o.symbol), o, Vec::new())).collect()))
+    Ok(Json(
+        orders
+            .iter()
+            .map(|o| order_response(app.spec(o.symbol), o, Vec::new()))
+            .collect(),
+    ))
 }
 
 /// Change an order's price and/or total quantity.
@@ -201,7 +233,11 @@ pub async fn cancel_order(
 ) -> Result<Json<OrderResponse>, ApiError> {
     let account = validate::account_from_query(&q.account)?;
     let id = validate::order_id(app.exchange.symbols(), &id)?;
-    let cmd = Command::Cancel(CancelOrder { symbol: id.symbol(), account, target: OrderRef::Id(id) });
+    let cmd = Command::Cancel(CancelOrder {
+        symbol: id.symbol(),
+        account,
+        target: OrderRef::Id(id),
+    });
     let submitted = app.exchange.submit(cmd, now()).await?;
     Ok(Json(report(&app, &submitted)?))
 }
@@ -218,8 +254,19 @@ pub async fn cancel_all(
 ) -> Result<Json<CancelAllResponse>, ApiError> {
     let account: AccountId = validate::account_from_query(&q.account)?;
     let symbols = app.exchange.symbols();
-    let symbol = q.symbol.as_deref().map(|s| validate::symbol(symbols, s).map(|s| s.id)).transpose()?;
-    let submitted = app.exchange.submit(Command::CancelAll(CancelAll { account, symbol }), now()).await?;
-    let cancelled = submitted.orders.iter().map(|o| with_fills(&app, o, &submitted)).collect();
+    let symbol = q
+        .symbol
+        .as_deref()
+        .map(|s| validate::symbol(symbols, s).map(|s| s.id))
+        .transpose()?;
+    let submitted = app
+        .exchange
+        .submit(Command::CancelAll(CancelAll { account, symbol }), now())
+        .await?;
+    let cancelled = submitted
+        .orders
+        .iter()
+        .map(|o| with_fills(&app, o, &submitted))
+        .collect();
     Ok(Json(CancelAllResponse { cancelled }))
 }

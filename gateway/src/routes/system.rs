@@ -23,9 +23,16 @@ pub async fn health(State(app): State<AppState>) -> Json<HealthResponse> {
         .health()
         .await
         .into_iter()
-        .map(|h| ShardHealthResponse { shard: h.shard.0, logged: h.logged, applied: h.applied })
+        .map(|h| ShardHealthResponse {
+            shard: h.shard.0,
+            logged: h.logged,
+            applied: h.applied,
+        })
         .collect();
-    Json(HealthResponse { status: "ok".into(), shards })
+    Json(HealthResponse {
+        status: "ok".into(),
+        shards,
+    })
 }
 
 /// Metrics in Prometheus text format.
