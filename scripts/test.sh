@@ -16,5 +16,5 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test (release: the property tests run long random sequences)"
-cargo test --workspace --release --locked
+step "cargo test (optimised: the property tests run long random sequences)"
+cargo test --workspace --profile ci --locked

@@ -226,7 +226,7 @@ impl Exchange for Embedded {
                     .for_account(account, symbol, status, limit)
             })
             .collect();
-        out.sort_unstable_by(|a, b| (b.created, b.id.local()).cmp(&(a.created, a.id.local())));
+        out.sort_unstable_by_key(|o| std::cmp::Reverse((o.created, o.id.local())));
         out.truncate(limit);
         out
     }
