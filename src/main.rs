@@ -2,6 +2,10 @@
 //! SIGTERM, then shuts down gracefully (stop accepting, drain, flush, exit 0).
 
 use clap::Parser;
+
+/// mimalloc: the server allocates per request, and glibc malloc showed at ~12% of its time.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use exchange::config::Config;
 
 #[tokio::main]
