@@ -56,7 +56,7 @@ fn order(symbols: &[Symbol], accounts: u64, client: usize, n: u64) -> serde_json
     // about a third of the orders trade.
     let s = &symbols[(n as usize + client) % symbols.len()];
     let h = (n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ client as u64).rotate_left(17);
-    let side = if h % 2 == 0 { "BUY" } else { "SELL" };
+    let side = if h.is_multiple_of(2) { "BUY" } else { "SELL" };
     let offset = (h >> 8) % 100;
     let price = s.mid * 1000 - s.mid * 5 + s.mid * offset / 10;
     json!({
