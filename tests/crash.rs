@@ -228,23 +228,21 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged_and_applies_nothing_twice
     }
     // Read what the restarted exchange serves, then stop it cleanly (SIGTERM, exit 0).
     let mut served = Vec::new();
+    let get_json = |path: String| {
+        let http = http.clone();
+        async move {
+            http.get(path)
+                .send()
+                .await
+                .expect("answered")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
     for symbol in ["BTC-USD", "ETH-USD"] {
-        let depth: Value = http
-            .get(format!("{base}/market-data/{symbol}/depth?limit=1000"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let ticker: Value = http
-            .get(format!("{base}/market-data/{symbol}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let depth = get_json(format!("{base}/market-data/{symbol}/depth?limit=1000")).await;
+        let ticker = get_json(format!("{base}/market-data/{symbol}")).await;
         served.push((symbol, depth, ticker));
     }
     let mut second = second;

@@ -756,6 +756,12 @@ impl OrderBook {
                 if post_only && tif != TimeInForce::Gtc {
                     return Err(RejectReason::InvalidOrderType);
                 }
+                if post_only
+                    && let Some((best, _)) = self.side(o.side.opposite()).best
+                    && crosses(o.side, price, best)
+                {
+                    return Err(RejectReason::PostOnlyWouldTake);
+                }
             }
             OrderType::Market {
                 size: MarketSize::Base(qty),
@@ -809,20 +815,6 @@ impl OrderBook {
                 size: MarketSize::Quote(Notional(n)),
             } => (None, u64::MAX, TimeInForce::Ioc, false, Some(n)),
         };
-        if post_only
-            && let (Some(price), Some((best, _))) = (limit, self.side(o.side.opposite()).best)
-            && crosses(o.side, price, best)
-        {
-            let reason = RejectReason::PostOnlyWouldTake;
-            return self.reject(
-                out,
-                ts,
-                CommandKind::Place,
-                Some(o.order_id),
-                o.account,
-                reason,
-            );
-        }
         let accepted = EventKind::Accepted {
             command: CommandKind::Place,
             order_id: o.order_id,

@@ -430,6 +430,29 @@ impl Ledger {
     }
 }
 
+/// Places the same new order on the engine (as a command to apply) and on the reference.
+fn place(
+    h: &mut Harness,
+    r: &mut RefBook,
+    account: u64,
+    side: Side,
+    order_type: OrderType,
+    stp: StpMode,
+) -> (Command, Outcome, OrderId) {
+    let id = h.next_id(TST);
+    let account = AccountId(account);
+    let cmd = Command::Place(NewOrder {
+        symbol: TST,
+        order_id: id,
+        account,
+        client_order_id: None,
+        side,
+        order_type,
+        stp,
+    });
+    (cmd, r.place(id, account, side, order_type, stp), id)
+}
+
 fn run(ops: Vec<Op>, snapshot_at: usize) -> Result<(), TestCaseError> {
     let mut h = Harness::new();
     let mut r = RefBook::default();
@@ -456,29 +479,16 @@ fn run(ops: Vec<Op>, snapshot_at: usize) -> Result<(), TestCaseError> {
                 post_only,
                 stp,
             } => {
-                let id = h.next_id(TST);
-                ids.push((id, account));
                 let ot = OrderType::Limit {
                     price: Price(price),
                     qty: Qty(qty),
                     tif,
                     post_only,
                 };
-                ledger.placed.insert(id, qty);
-                (
-                    Command::Place(NewOrder {
-                        symbol: TST,
-                        order_id: id,
-                        account: AccountId(account),
-                        client_order_id: None,
-                        side,
-                        order_type: ot,
-                        stp,
-                    }),
-                    r.place(id, AccountId(account), side, ot, stp),
-                    Some(id),
-                    false,
-                )
+                let step = place(&mut h, &mut r, account, side, ot, stp);
+                ids.push((step.2, account));
+                ledger.placed.insert(step.2, qty);
+                (step.0, step.1, Some(step.2), false)
             }
             Op::Market {
                 account,
@@ -486,25 +496,12 @@ fn run(ops: Vec<Op>, snapshot_at: usize) -> Result<(), TestCaseError> {
                 qty,
                 stp,
             } => {
-                let id = h.next_id(TST);
                 let ot = OrderType::Market {
                     size: MarketSize::Base(Qty(qty)),
                 };
-                ledger.placed.insert(id, qty);
-                (
-                    Command::Place(NewOrder {
-                        symbol: TST,
-                        order_id: id,
-                        account: AccountId(account),
-                        client_order_id: None,
-                        side,
-                        order_type: ot,
-                        stp,
-                    }),
-                    r.place(id, AccountId(account), side, ot, stp),
-                    Some(id),
-                    false,
-                )
+                let step = place(&mut h, &mut r, account, side, ot, stp);
+                ledger.placed.insert(step.2, qty);
+                (step.0, step.1, Some(step.2), false)
             }
             Op::MarketQuote {
                 account,
@@ -512,24 +509,11 @@ fn run(ops: Vec<Op>, snapshot_at: usize) -> Result<(), TestCaseError> {
                 amount,
                 stp,
             } => {
-                let id = h.next_id(TST);
                 let ot = OrderType::Market {
                     size: MarketSize::Quote(Notional(amount)),
                 };
-                (
-                    Command::Place(NewOrder {
-                        symbol: TST,
-                        order_id: id,
-                        account: AccountId(account),
-                        client_order_id: None,
-                        side,
-                        order_type: ot,
-                        stp,
-                    }),
-                    r.place(id, AccountId(account), side, ot, stp),
-                    Some(id),
-                    false,
-                )
+                let step = place(&mut h, &mut r, account, side, ot, stp);
+                (step.0, step.1, Some(step.2), false)
             }
             Op::Cancel {
                 pick,
