@@ -25,6 +25,11 @@ enum Slot {
     Ready(Outcome),
 }
 
+/// Outcomes parked for a waiter are dropped once they are this far behind the newest outcome
+/// of their shard: a waiter comes microseconds after its append, so such an outcome belongs to
+/// a request that timed out.
+const PARKED_WINDOW: u64 = 65_536;
+
 /// Outcomes on their way to the requests that caused them.
 #[derive(Default)]
 pub struct Pending {
@@ -35,12 +40,19 @@ impl Pending {
     /// Hands an outcome to its waiter, or keeps it until the waiter comes.
     fn complete(&self, shard: ShardId, outcome: Outcome) {
         let mut slots = self.slots.lock();
-        match slots.remove(&(shard, outcome.offset)) {
+        let offset = outcome.offset;
+        match slots.remove(&(shard, offset)) {
             Some(Slot::Waiting(tx)) => {
                 let _ = tx.send(outcome);
             }
             _ => {
-                slots.insert((shard, outcome.offset), Slot::Ready(outcome));
+                slots.insert((shard, offset), Slot::Ready(outcome));
+                // Sweep at twice the window, down to one window: amortised O(1) per outcome.
+                if slots.len() as u64 > 2 * PARKED_WINDOW {
+                    slots.retain(|&(s, o), slot| {
+                        matches!(slot, Slot::Waiting(_)) || s != shard || o + PARKED_WINDOW > offset
+                    });
+                }
             }
         }
     }
@@ -260,4 +272,54 @@ async fn joined(
 ) -> Result<Outcome, ExchangeError> {
     task.await
         .map_err(|e| ExchangeError::Unavailable(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use exchange_core::Timestamp;
+    use exchange_shard::CommandResult;
+
+    fn outcome(offset: u64) -> Outcome {
+        Outcome {
+            offset,
+            ts: Timestamp(0),
+            result: CommandResult::Applied {
+                events: Vec::new(),
+                orders: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn outcomes_meet_their_waiters_in_either_order() {
+        let p = Pending::default();
+        let mut early = p.wait(ShardId(0), 1);
+        p.complete(ShardId(0), outcome(1));
+        assert_eq!(early.try_recv().unwrap().offset, 1);
+        p.complete(ShardId(0), outcome(2));
+        let mut late = p.wait(ShardId(0), 2);
+        assert_eq!(late.try_recv().unwrap().offset, 2);
+        assert!(p.slots.lock().is_empty());
+    }
+
+    #[test]
+    fn outcomes_nobody_collects_do_not_pile_up() {
+        let p = Pending::default();
+        let waiting = p.wait(ShardId(1), 10);
+        for offset in 1..=3 * PARKED_WINDOW {
+            p.complete(ShardId(0), outcome(offset));
+        }
+        let slots = p.slots.lock();
+        assert!(
+            slots.len() as u64 <= 2 * PARKED_WINDOW + 1,
+            "{} parked",
+            slots.len()
+        );
+        assert!(
+            matches!(slots.get(&(ShardId(1), 10)), Some(Slot::Waiting(_))),
+            "a waiter is never dropped"
+        );
+        drop(waiting);
+    }
 }
