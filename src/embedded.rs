@@ -84,9 +84,9 @@ impl Pending {
 pub struct PendingSink(pub Arc<Pending>);
 
 impl EventSink for PendingSink {
-    fn publish(&self, shard: ShardId, outcomes: &[Outcome]) {
+    fn publish(&self, shard: ShardId, outcomes: Vec<Outcome>) {
         for o in outcomes {
-            self.0.complete(shard, o.clone());
+            self.0.complete(shard, o);
         }
     }
 }

@@ -9,8 +9,10 @@ use crate::snapshot::SnapshotStore;
 use crate::state::{ShardState, StateError};
 use exchange_core::{ShardId, SymbolTable};
 use parking_lot::RwLock;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::task::JoinHandle;
 
 /// How a shard runs.
 #[derive(Clone, Copy, Debug)]
@@ -53,6 +55,8 @@ pub struct Shard {
     sink: Arc<dyn EventSink>,
     snapshots: SnapshotStore,
     last_snapshot: u64,
+    /// A snapshot being written in the background: its offset and the write.
+    saving: Option<(u64, JoinHandle<std::io::Result<PathBuf>>)>,
 }
 
 impl Shard {
@@ -113,6 +117,7 @@ impl Shard {
             sink,
             snapshots,
             last_snapshot: snapshot_offset,
+            saving: None,
         };
         Ok((
             shard,
@@ -150,36 +155,50 @@ impl Shard {
                 .record(started.elapsed().as_secs_f64());
             metrics::histogram!("exchange_match_seconds_per_command", "shard" => label.clone())
                 .record(started.elapsed().as_secs_f64() / batch.len() as f64);
-            self.sink.publish(shard, &outcomes);
+            self.sink.publish(shard, outcomes);
             let applied = batch.last().map_or(applied, |e| e.0);
             metrics::gauge!("exchange_shard_applied_offset", "shard" => label.clone())
                 .set(applied as f64);
             metrics::gauge!("exchange_shard_queue_depth", "shard" => label.clone())
                 .set(self.log.last_offset().saturating_sub(applied) as f64);
-            if applied - self.last_snapshot >= self.config.snapshot_every {
-                self.snapshot().await?;
+            if self.saving.as_ref().is_some_and(|(_, h)| h.is_finished()) {
+                self.finish_snapshot().await?;
+            }
+            if self.saving.is_none() && applied - self.last_snapshot >= self.config.snapshot_every {
+                self.start_snapshot();
             }
         }
-        self.snapshot().await?;
+        self.finish_snapshot().await?;
+        self.start_snapshot();
+        self.finish_snapshot().await?;
         tracing::info!(%shard, applied = self.state.read().applied(), "shard stopped");
         Ok(())
     }
 
-    /// Saves the state, then lets the log forget what the snapshot covers.
-    async fn snapshot(&mut self) -> Result<(), ShardError> {
+    /// Serialises the state (under the read lock, briefly) and writes it in the background, so
+    /// matching goes on while the file is written and synced.
+    fn start_snapshot(&mut self) {
         let (offset, bytes) = {
             let state = self.state.read();
             (state.applied(), state.snapshot())
         };
         if offset == self.last_snapshot {
-            return Ok(());
+            return;
         }
         let store = self.snapshots.clone();
-        let started = Instant::now();
-        let path = tokio::task::spawn_blocking(move || store.save(offset, &bytes))
-            .await
-            .map_err(std::io::Error::other)??;
-        tracing::info!(shard = %self.config.shard, offset, path = %path.display(), took = ?started.elapsed(), "snapshot written");
+        self.saving = Some((
+            offset,
+            tokio::task::spawn_blocking(move || store.save(offset, &bytes)),
+        ));
+    }
+
+    /// Waits for the snapshot being written, then lets the log forget what it covers.
+    async fn finish_snapshot(&mut self) -> Result<(), ShardError> {
+        let Some((offset, write)) = self.saving.take() else {
+            return Ok(());
+        };
+        let path = write.await.map_err(std::io::Error::other)??;
+        tracing::info!(shard = %self.config.shard, offset, path = %path.display(), "snapshot written");
         self.last_snapshot = offset;
         self.log.ack(offset).await?;
         Ok(())

@@ -9,5 +9,5 @@ use exchange_core::ShardId;
 /// Receives every batch of outcomes a shard produces, in log order.
 pub trait EventSink: Send + Sync + 'static {
     /// Called once per applied batch, on the shard's task: it must not block for long.
-    fn publish(&self, shard: ShardId, outcomes: &[Outcome]);
+    fn publish(&self, shard: ShardId, outcomes: Vec<Outcome>);
 }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 struct Collect(Mutex<Vec<Outcome>>);
 
 impl EventSink for Collect {
-    fn publish(&self, _shard: ShardId, outcomes: &[Outcome]) {
-        self.0.lock().extend_from_slice(outcomes);
+    fn publish(&self, _shard: ShardId, outcomes: Vec<Outcome>) {
+        self.0.lock().extend(outcomes);
     }
 }
 
