@@ -32,6 +32,10 @@ pub struct Config {
     #[arg(long, env = "EXCHANGE_FSYNC", default_value_t = true, action = ArgAction::Set)]
     pub fsync: bool,
 
+    /// Size of a journal segment file in MiB; segments a snapshot covers are deleted.
+    #[arg(long, env = "EXCHANGE_JOURNAL_SEGMENT_MB", default_value_t = 256)]
+    pub journal_segment_mb: u64,
+
     /// Finished orders each shard keeps for queries and client-order-id idempotency.
     #[arg(
         long,

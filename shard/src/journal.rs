@@ -1,13 +1,20 @@
-//! The embedded command log: one append-only journal file per shard.
+//! The embedded command log: an append-only journal per shard, in segment files.
+//!
+//! A shard's journal is a directory of segments named by the offset of their first record
+//! (`00000000000000000001.log`, ...). The writer starts a new segment once the current one
+//! passes the configured size; once a snapshot covers every record of a segment, acknowledging
+//! deletes it, so disk use and recovery time stay bounded by the snapshot interval.
 //!
 //! Each record is framed as `len: u32 LE | crc32(payload): u32 LE | payload` (the payload is the
 //! postcard encoding of a [`LogRecord`]). A single writer thread takes every append waiting at
 //! that moment, writes them with one `write` and makes them durable with one `fdatasync`
 //! (group commit): the cost of the sync is shared by the whole batch, not paid per order.
 //!
-//! On open the file is scanned; a record that is cut short or fails its CRC (a power cut in the
-//! middle of a write) is reported and the file is truncated just before it. Nothing before it is
-//! lost, and nothing after it was ever acknowledged: an append returns only after its sync.
+//! On open the segments are scanned; a record of the last segment that is cut short or fails
+//! its CRC (a power cut in the middle of a write) is reported and the segment is truncated just
+//! before it. Nothing before it is lost, and nothing after it was ever acknowledged: an append
+//! returns only after its sync. Damage in an earlier segment, or a gap between segments, is
+//! real corruption: opening fails rather than drop acknowledged records.
 
 use crate::log::{CommandLog, Entry, LogError, LogRecord};
 use async_trait::async_trait;
@@ -33,6 +40,8 @@ pub struct JournalConfig {
     pub fsync: bool,
     /// Most appends committed by one write and sync.
     pub max_batch: usize,
+    /// A segment is closed and a new one started once it holds this many bytes.
+    pub segment_bytes: u64,
 }
 
 impl Default for JournalConfig {
@@ -40,6 +49,7 @@ impl Default for JournalConfig {
         Self {
             fsync: true,
             max_batch: 4096,
+            segment_bytes: 256 << 20,
         }
     }
 }
@@ -49,6 +59,8 @@ impl Default for JournalConfig {
 pub struct OpenReport {
     /// Records found intact.
     pub records: u64,
+    /// Segment files found.
+    pub segments: usize,
     /// Bytes cut off the end (a torn or corrupt tail), 0 when the file was clean.
     pub truncated_bytes: u64,
     /// Why the tail was cut, when it was.
@@ -60,11 +72,22 @@ struct WriteReq {
     reply: oneshot::Sender<Result<Vec<Entry>, LogError>>,
 }
 
+/// One segment file.
+struct Segment {
+    /// Offset of its first record.
+    first: u64,
+    path: PathBuf,
+    /// A handle for positioned reads.
+    file: Arc<File>,
+    /// Its length: where the next record of the last segment goes.
+    len: u64,
+}
+
 struct State {
     last: u64,
-    /// End of the file: where the next record goes.
-    end: u64,
-    /// File position of each record from `positions_base` on.
+    /// Oldest first; the last one is being written.
+    segments: VecDeque<Segment>,
+    /// Position within its segment of each record from `positions_base` on.
     positions: VecDeque<u64>,
     positions_base: u64,
     /// Records appended since the journal was opened and not yet acknowledged.
@@ -81,8 +104,7 @@ impl State {
 }
 
 struct Shared {
-    path: PathBuf,
-    reader: File,
+    dir: PathBuf,
     state: Mutex<State>,
     notify: Notify,
 }
@@ -116,14 +138,14 @@ fn decode(payload: &[u8], crc: u32, offset: u64) -> Result<LogRecord, LogError> 
 
 /// Scans a journal, returning the positions of the intact records and where they end, and why
 /// reading stopped early if it did.
-fn scan(file: &File) -> std::io::Result<(VecDeque<u64>, u64, Option<String>)> {
+fn scan(file: &File, first: u64) -> std::io::Result<(VecDeque<u64>, u64, Option<String>)> {
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut positions = VecDeque::new();
     let mut pos = 0u64;
     let mut header = [0u8; HEADER];
     let mut payload = Vec::new();
     loop {
-        let offset = positions.len() as u64 + 1;
+        let offset = first + positions.len() as u64;
         match read_full(&mut reader, &mut header)? {
             0 => return Ok((positions, pos, None)),
             n if n < HEADER => {
@@ -173,45 +195,101 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 impl Journal {
-    /// Opens (or creates) the journal at `path`, truncating a torn or corrupt tail.
-    pub fn open(path: &Path, config: JournalConfig) -> Result<(Self, OpenReport), LogError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+    /// Opens (or creates) the journal in `dir`, truncating a torn or corrupt tail.
+    pub fn open(dir: &Path, config: JournalConfig) -> Result<(Self, OpenReport), LogError> {
+        std::fs::create_dir_all(dir)?;
+        let mut found: Vec<(u64, PathBuf)> = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "log")
+                && let Some(first) = path
+                    .file_stem()
+                    .and_then(|s| s.to_str()?.parse::<u64>().ok())
+            {
+                found.push((first, path));
+            }
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        let len = file.metadata()?.len();
-        let (positions, end, reason) = scan(&file)?;
-        let truncated_bytes = len - end;
-        if truncated_bytes > 0 {
-            tracing::warn!(
-                path = %path.display(),
-                kept_records = positions.len(),
-                truncated_bytes,
-                reason = reason.as_deref().unwrap_or("trailing bytes"),
-                "journal tail is torn or corrupt: truncating it"
-            );
-            file.set_len(end)?;
-            file.sync_all()?;
+        found.sort_unstable();
+        if found.is_empty() {
+            found.push((1, segment_path(dir, 1)));
         }
-        if let Some(dir) = path.parent() {
-            // Make the file's existence durable too.
-            File::open(dir)?.sync_all()?;
+        let mut segments = VecDeque::new();
+        let mut positions = VecDeque::new();
+        let positions_base = found[0].0;
+        let mut expected = positions_base;
+        let (mut truncated_bytes, mut reason) = (0, None);
+        let count = found.len();
+        for (i, (first, path)) in found.into_iter().enumerate() {
+            if first != expected {
+                return Err(LogError::Corrupt {
+                    offset: expected,
+                    reason: format!(
+                        "segment {} starts at {first}; records {expected}.. are missing",
+                        path.display()
+                    ),
+                });
+            }
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)?;
+            let len = file.metadata()?.len();
+            let (found_positions, end, why) = scan(&file, first)?;
+            if end < len {
+                if i + 1 < count {
+                    return Err(LogError::Corrupt {
+                        offset: first + found_positions.len() as u64,
+                        reason: format!(
+                            "{} in {}, which is not the last segment",
+                            why.unwrap_or_else(|| "trailing bytes".into()),
+                            path.display()
+                        ),
+                    });
+                }
+                tracing::warn!(
+                    path = %path.display(),
+                    kept_records = found_positions.len(),
+                    truncated_bytes = len - end,
+                    reason = why.as_deref().unwrap_or("trailing bytes"),
+                    "journal tail is torn or corrupt: truncating it"
+                );
+                file.set_len(end)?;
+                file.sync_all()?;
+                truncated_bytes = len - end;
+                reason = Some(why.unwrap_or_else(|| "trailing bytes".into()));
+            }
+            expected += found_positions.len() as u64;
+            positions.extend(found_positions);
+            segments.push_back(Segment {
+                first,
+                path,
+                file: Arc::new(file),
+                len: end,
+            });
         }
-        let records = positions.len() as u64;
-        let reader = file.try_clone()?;
+        // Make the files' existence durable too.
+        File::open(dir)?.sync_all()?;
+        let last = expected - 1;
+        let records = last + 1 - positions_base;
+        let writer_file = {
+            let current = segments.back().expect("at least one segment");
+            OpenOptions::new().append(true).open(&current.path)?
+        };
+        let report = OpenReport {
+            records,
+            segments: segments.len(),
+            truncated_bytes,
+            reason,
+        };
         let shared = Arc::new(Shared {
-            path: path.to_owned(),
-            reader,
+            dir: dir.to_owned(),
             state: Mutex::new(State {
-                last: records,
-                end,
+                last,
+                segments,
                 positions,
-                positions_base: 1,
+                positions_base,
                 tail: VecDeque::new(),
                 closed: false,
                 failed: None,
@@ -221,55 +299,57 @@ impl Journal {
         let (sender, receiver) = mpsc::channel();
         let writer_shared = Arc::clone(&shared);
         let writer = std::thread::Builder::new()
-            .name(format!(
-                "journal-{}",
-                path.file_name().map_or("?".into(), |n| n.to_string_lossy())
-            ))
-            .spawn(move || write_loop(writer_shared, file, receiver, config))?;
+            .name("journal-writer".into())
+            .spawn(move || write_loop(writer_shared, writer_file, receiver, config))?;
         let journal = Self {
             shared,
             sender: Mutex::new(Some(sender)),
             writer: Mutex::new(Some(writer)),
         };
-        let report = OpenReport {
-            records,
-            truncated_bytes,
-            reason: if truncated_bytes > 0 {
-                Some(reason.unwrap_or_else(|| "trailing bytes".into()))
-            } else {
-                None
-            },
-        };
         Ok((journal, report))
     }
 
-    /// The journal's file.
-    pub fn path(&self) -> &Path {
-        &self.shared.path
+    /// The journal's directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
     }
 
-    /// Reads records from the file (those no longer held in memory).
+    /// How many segment files the journal has now.
+    pub fn segment_count(&self) -> usize {
+        self.shared.state.lock().segments.len()
+    }
+
+    /// Reads records from the segment files (those no longer held in memory), never across a
+    /// segment boundary (the caller asks again for the rest).
     fn read_file(&self, after: u64, max: usize, tail_base: u64) -> Result<Vec<Entry>, LogError> {
-        let (first, positions) = {
+        let first = after + 1;
+        let (file, positions) = {
             let st = self.shared.state.lock();
-            if after + 1 < st.positions_base {
+            if first < st.positions_base {
                 return Err(LogError::Failed(format!(
-                    "offset {} was acknowledged and let go",
-                    after + 1
+                    "offset {first} was acknowledged and let go"
                 )));
             }
-            let first = after + 1;
-            let upto = (tail_base - 1).min(after + max as u64);
+            let i = st.segments.partition_point(|s| s.first <= first) - 1;
+            let segment = &st.segments[i];
+            let segment_last = st
+                .segments
+                .get(i + 1)
+                .map_or(st.last, |next| next.first - 1);
+            let upto = (tail_base - 1).min(after + max as u64).min(segment_last);
             let from = (first - st.positions_base) as usize;
             let to = (upto + 1 - st.positions_base) as usize;
             let mut ps: Vec<u64> = st.positions.range(from..to).copied().collect();
-            // The end of the last record: the next position, or the end of the file.
-            ps.push(st.positions.get(to).copied().unwrap_or(st.end));
-            (first, ps)
+            // The end of the last record: the next record's position in this segment, or its end.
+            let next_in_segment = (upto < segment_last)
+                .then(|| st.positions.get(to).copied())
+                .flatten();
+            ps.push(next_in_segment.unwrap_or(segment.len));
+            (Arc::clone(&segment.file), ps)
         };
         let (start, stop) = (positions[0], *positions.last().expect("at least one"));
         let mut buf = vec![0u8; (stop - start) as usize];
-        self.shared.reader.read_exact_at(&mut buf, start)?;
+        file.read_exact_at(&mut buf, start)?;
         let mut out = Vec::with_capacity(positions.len() - 1);
         for (i, w) in positions.windows(2).enumerate() {
             let (a, b) = ((w[0] - start) as usize, (w[1] - start) as usize);
@@ -287,6 +367,30 @@ impl Journal {
         }
         Ok(out)
     }
+}
+
+fn segment_path(dir: &Path, first: u64) -> PathBuf {
+    dir.join(format!("{first:020}.log"))
+}
+
+/// Starts a new segment for records from `first` on: creates the file and makes its name durable.
+fn new_segment(dir: &Path, first: u64) -> std::io::Result<(File, Segment)> {
+    let path = segment_path(dir, first);
+    let writer = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&path)?;
+    let reader = File::open(&path)?;
+    File::open(dir)?.sync_all()?;
+    Ok((
+        writer,
+        Segment {
+            first,
+            path,
+            file: Arc::new(reader),
+            len: 0,
+        },
+    ))
 }
 
 fn write_loop(
@@ -308,9 +412,13 @@ fn write_loop(
                 Err(_) => break,
             }
         }
-        let (mut offset, end, failed) = {
+        let (mut offset, mut end, failed) = {
             let st = shared.state.lock();
-            (st.last, st.end, st.failed.clone())
+            (
+                st.last,
+                st.segments.back().map_or(0, |s| s.len),
+                st.failed.clone(),
+            )
         };
         if let Some(why) = failed {
             for r in reqs {
@@ -333,6 +441,23 @@ fn write_loop(
             }
             batches.push(entries);
         }
+        // Start a new segment when this batch would take the current one past its size.
+        let mut rotated = None;
+        if end > 0 && end + buf.len() as u64 > config.segment_bytes {
+            match new_segment(&shared.dir, offset - count as u64 + 1) {
+                Ok((writer, segment)) => {
+                    file = writer;
+                    for p in &mut positions {
+                        *p -= end;
+                    }
+                    end = 0;
+                    rotated = Some(segment);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not start a new journal segment; going on in the current one")
+                }
+            }
+        }
         let started = Instant::now();
         let written = file.write_all(&buf).and_then(|()| {
             if config.fsync {
@@ -347,7 +472,10 @@ fn write_loop(
         if let Err(e) = written {
             // The file may now hold part of this batch; nothing of it was acknowledged. Refuse
             // further writes: a restart rescans the file and cuts the partial tail.
-            let why = format!("write to {} failed: {e}", shared.path.display());
+            let why = format!(
+                "write to the journal in {} failed: {e}",
+                shared.dir.display()
+            );
             tracing::error!("{why}");
             shared.state.lock().failed = Some(why.clone());
             for r in reqs {
@@ -357,8 +485,11 @@ fn write_loop(
         }
         {
             let mut st = shared.state.lock();
+            if let Some(segment) = rotated {
+                st.segments.push_back(segment);
+            }
             st.last = offset;
-            st.end = end + buf.len() as u64;
+            st.segments.back_mut().expect("at least one segment").len = end + buf.len() as u64;
             st.positions.extend(positions);
             for entries in &batches {
                 st.tail.extend(entries.iter().copied());
@@ -423,6 +554,17 @@ impl CommandLog for Journal {
         while st.positions_base <= offset && !st.positions.is_empty() {
             st.positions.pop_front();
             st.positions_base += 1;
+        }
+        // Segments whose every record is covered go; the one being written always stays.
+        let mut gone = Vec::new();
+        while st.segments.len() > 1 && st.segments[1].first <= offset + 1 {
+            gone.extend(st.segments.pop_front().map(|s| s.path));
+        }
+        drop(st);
+        for path in gone {
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "could not delete an acknowledged journal segment");
+            }
         }
         Ok(())
     }

@@ -36,7 +36,7 @@ fn order_id(rec: &LogRecord) -> OrderId {
 #[tokio::test]
 async fn appends_assign_offsets_and_order_ids_and_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("journal.log");
+    let path = dir.path().join("journal");
     {
         let (j, report) = Journal::open(&path, JournalConfig::default()).unwrap();
         assert_eq!(report.records, 0);
@@ -62,18 +62,19 @@ async fn appends_assign_offsets_and_order_ids_and_survive_reopen() {
 #[tokio::test]
 async fn a_torn_tail_is_truncated_and_nothing_before_it_is_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("journal.log");
+    let path = dir.path().join("journal");
     {
         let (j, _) = Journal::open(&path, JournalConfig::default()).unwrap();
         j.append(vec![place(1, 1), place(1, 2), place(1, 3)])
             .await
             .unwrap();
     }
-    let clean = std::fs::metadata(&path).unwrap().len();
+    let segment = path.join("00000000000000000001.log");
+    let clean = std::fs::metadata(&segment).unwrap().len();
     // A power cut in the middle of the next record: a header promising more than was written.
     let mut f = std::fs::OpenOptions::new()
         .append(true)
-        .open(&path)
+        .open(&segment)
         .unwrap();
     f.write_all(&40u32.to_le_bytes()).unwrap();
     f.write_all(&[1, 2, 3, 4, 5, 6]).unwrap();
@@ -82,7 +83,7 @@ async fn a_torn_tail_is_truncated_and_nothing_before_it_is_lost() {
     assert_eq!(report.records, 3);
     assert_eq!(report.truncated_bytes, 10);
     assert!(report.reason.unwrap().contains("cut short"));
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), clean);
+    assert_eq!(std::fs::metadata(&segment).unwrap().len(), clean);
     assert_eq!(j.read(0, 10).await.unwrap().len(), 3);
     assert_eq!(j.append(vec![place(1, 4)]).await.unwrap()[0].0, 4);
 }
@@ -90,15 +91,16 @@ async fn a_torn_tail_is_truncated_and_nothing_before_it_is_lost() {
 #[tokio::test]
 async fn a_corrupt_last_record_is_detected_by_its_crc() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("journal.log");
+    let path = dir.path().join("journal");
     {
         let (j, _) = Journal::open(&path, JournalConfig::default()).unwrap();
         j.append(vec![place(1, 1), place(1, 2)]).await.unwrap();
     }
-    let mut bytes = std::fs::read(&path).unwrap();
+    let segment = path.join("00000000000000000001.log");
+    let mut bytes = std::fs::read(&segment).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0x55;
-    std::fs::write(&path, &bytes).unwrap();
+    std::fs::write(&segment, &bytes).unwrap();
     let (j, report) = Journal::open(&path, JournalConfig::default()).unwrap();
     assert_eq!(report.records, 1);
     assert!(report.reason.unwrap().contains("checksum"));
@@ -108,7 +110,7 @@ async fn a_corrupt_last_record_is_detected_by_its_crc() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_are_group_committed_with_unique_offsets() {
     let dir = tempfile::tempdir().unwrap();
-    let (j, _) = Journal::open(&dir.path().join("journal.log"), JournalConfig::default()).unwrap();
+    let (j, _) = Journal::open(&dir.path().join("journal"), JournalConfig::default()).unwrap();
     let j = Arc::new(j);
     let tasks: Vec<_> = (0..200u64)
         .map(|i| {
@@ -132,7 +134,7 @@ async fn concurrent_appends_are_group_committed_with_unique_offsets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_wait_for_appends_and_see_the_close() {
     let dir = tempfile::tempdir().unwrap();
-    let (j, _) = Journal::open(&dir.path().join("journal.log"), JournalConfig::default()).unwrap();
+    let (j, _) = Journal::open(&dir.path().join("journal"), JournalConfig::default()).unwrap();
     let j = Arc::new(j);
     let reader = {
         let j = Arc::clone(&j);
@@ -168,11 +170,87 @@ async fn readers_wait_for_appends_and_see_the_close() {
 #[tokio::test]
 async fn acknowledged_records_are_let_go() {
     let dir = tempfile::tempdir().unwrap();
-    let (j, _) = Journal::open(&dir.path().join("journal.log"), JournalConfig::default()).unwrap();
+    let (j, _) = Journal::open(&dir.path().join("journal"), JournalConfig::default()).unwrap();
     j.append(vec![place(1, 1), place(1, 2), place(1, 3)])
         .await
         .unwrap();
     j.ack(2).await.unwrap();
     assert_eq!(j.read(2, 10).await.unwrap().len(), 1);
     assert!(j.read(0, 10).await.is_err(), "offset 1 was acknowledged");
+}
+
+fn small_segments() -> JournalConfig {
+    // About three records per segment.
+    JournalConfig {
+        segment_bytes: 150,
+        ..JournalConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn segments_rotate_reopen_and_go_once_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal");
+    {
+        let (j, _) = Journal::open(&path, small_segments()).unwrap();
+        for i in 0..20 {
+            j.append(vec![place(1, i)]).await.unwrap();
+        }
+        assert!(j.segment_count() > 3, "only {} segments", j.segment_count());
+        let all = j.read(0, 100).await.unwrap();
+        assert_eq!(
+            all.iter().map(|e| e.0).collect::<Vec<_>>(),
+            (1..=20).collect::<Vec<_>>()
+        );
+    }
+    let (j, report) = Journal::open(&path, small_segments()).unwrap();
+    assert_eq!(report.records, 20);
+    assert!(report.segments > 3);
+    // Reading from the files crosses segment boundaries batch by batch.
+    let mut after = 0;
+    while after < 20 {
+        let batch = j.read(after, 100).await.unwrap();
+        assert_eq!(batch[0].0, after + 1);
+        after = batch.last().unwrap().0;
+    }
+    let before = j.segment_count();
+    j.ack(15).await.unwrap();
+    assert!(j.segment_count() < before, "covered segments are deleted");
+    assert_eq!(
+        j.read(15, 100).await.unwrap().len(),
+        5,
+        "what is not covered stays"
+    );
+    drop(j);
+    let (j, report) = Journal::open(&path, small_segments()).unwrap();
+    assert_eq!(j.last_offset(), 20);
+    assert_eq!(
+        report.records as usize,
+        j.read(20 - report.records, 100).await.unwrap().len()
+    );
+    assert_eq!(j.append(vec![place(1, 99)]).await.unwrap()[0].0, 21);
+}
+
+#[tokio::test]
+async fn damage_before_the_last_segment_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal");
+    {
+        let (j, _) = Journal::open(&path, small_segments()).unwrap();
+        for i in 0..10 {
+            j.append(vec![place(1, i)]).await.unwrap();
+        }
+    }
+    let first = path.join("00000000000000000001.log");
+    let mut bytes = std::fs::read(&first).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(&first, &bytes).unwrap();
+    match Journal::open(&path, small_segments()) {
+        Err(exchange_shard::LogError::Corrupt { reason, .. }) => {
+            assert!(reason.contains("not the last segment"), "{reason}")
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a damaged middle segment must not open"),
+    }
 }

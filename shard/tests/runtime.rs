@@ -54,7 +54,14 @@ async fn start(
     dir: &std::path::Path,
     snapshot_every: u64,
 ) -> (Arc<Journal>, Arc<Collect>, Shard, Recovery) {
-    let (journal, _) = Journal::open(&dir.join("journal.log"), JournalConfig::default()).unwrap();
+    let (journal, _) = Journal::open(
+        &dir.join("journal"),
+        JournalConfig {
+            segment_bytes: 2048,
+            ..JournalConfig::default()
+        },
+    )
+    .unwrap();
     let journal = Arc::new(journal);
     let sink = Arc::new(Collect::default());
     let (shard, rec) = Shard::recover(
