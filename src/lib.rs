@@ -187,9 +187,10 @@ pub async fn start(
             .await
             .context("serving HTTP")?;
         // Every request has been answered; close the logs so the matchers drain and stop.
-        for journal in &journals {
-            journal.close();
-        }
+        // (Closing waits for the journal's writer thread: off the async workers.)
+        tokio::task::spawn_blocking(move || journals.iter().for_each(|j| j.close()))
+            .await
+            .context("closing the journals")?;
         for matcher in matchers {
             matcher
                 .await
