@@ -1,0 +1,385 @@
+//! exchange-bench: the load generator behind the `loadgen` binary.
+//!
+//! [`run`] places orders on a running exchange over HTTP/1.1 keep-alive from many concurrent
+//! clients and measures orders per second and latency percentiles (HDR histogram). Closed loop:
+//! each client sends its next order as soon as the previous one is answered, so the figure is
+//! the exchange's capacity at that concurrency. Every order is a limit order near a mid on
+//! several symbols from many accounts, so orders rest, cross and trade.
+//!
+//! With `verify`, every acknowledged order is read back afterwards and must match what was
+//! sent and what was acknowledged: nothing acknowledged may be lost or changed.
+
+use anyhow::{Context, bail};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Base URLs of gateways; clients are spread over them.
+    pub urls: Vec<String>,
+    /// Concurrent clients (each keeps one request in flight).
+    pub clients: usize,
+    /// Measured time, after a warm-up.
+    pub duration: Duration,
+    pub warmup: Duration,
+    /// Symbols with their mid price.
+    pub symbols: Vec<(String, u64)>,
+    /// Accounts to spread the orders over.
+    pub accounts: u64,
+    /// Read every acknowledged order back after the run.
+    pub verify: bool,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+/// What reading the acknowledged orders back found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Verification {
+    pub checked: u64,
+    /// Orders that were missing or differed, with why (at most 20 listed).
+    pub mismatches: u64,
+    pub examples: Vec<String>,
+}
+
+/// The result of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub clients: usize,
+    pub duration_s: f64,
+    pub sent: u64,
+    pub accepted: u64,
+    pub orders_per_s: f64,
+    pub latency_ms: Latency,
+    /// Answers by HTTP status (or `timeout`, `connection error`).
+    pub outcomes: BTreeMap<String, u64>,
+    pub verification: Option<Verification>,
+}
+
+impl Summary {
+    /// One line for people.
+    pub fn line(&self) -> String {
+        let l = &self.latency_ms;
+        let mut line = format!(
+            "loadgen: {} clients, {} s: {} orders accepted of {} sent = {:.0} orders/s | latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms | outcomes {:?}",
+            self.clients,
+            self.duration_s,
+            self.accepted,
+            self.sent,
+            self.orders_per_s,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.p999,
+            l.max,
+            self.outcomes
+        );
+        if let Some(v) = &self.verification {
+            line.push_str(&format!(
+                " | verified {} orders, {} mismatches",
+                v.checked, v.mismatches
+            ));
+        }
+        line
+    }
+}
+
+/// An order as acknowledged, kept for verification.
+struct Ack {
+    request: Value,
+    response: Value,
+}
+
+struct Tally {
+    latency: Histogram<u64>,
+    outcomes: BTreeMap<String, u64>,
+    acks: Vec<Ack>,
+}
+
+fn order(symbols: &[(String, u64)], accounts: u64, client: usize, n: u64) -> Value {
+    // A deterministic spread of prices within ±0.5% of the mid; buyers and sellers overlap, so
+    // many orders trade.
+    let (name, mid) = &symbols[(n as usize + client) % symbols.len()];
+    let h = (n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ client as u64).rotate_left(17);
+    let side = if h.is_multiple_of(2) { "BUY" } else { "SELL" };
+    let offset = (h >> 8) % 100;
+    let price = mid * 1000 - mid * 5 + mid * offset / 10;
+    json!({
+        "account": 1 + (h >> 20) % accounts,
+        "symbol": name,
+        "side": side,
+        "type": "LIMIT",
+        "price": format!("{}.{:02}", price / 1000, (price % 1000) / 10),
+        "quantity": "0.0100",
+    })
+}
+
+async fn client(
+    o: Arc<Options>,
+    id: usize,
+    start: Instant,
+    stop: Instant,
+) -> anyhow::Result<Tally> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let url = format!("{}/orders", o.urls[id % o.urls.len()]);
+    let mut tally = Tally {
+        latency: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+        outcomes: BTreeMap::new(),
+        acks: Vec::new(),
+    };
+    let mut n = 0u64;
+    while Instant::now() < stop {
+        n += 1;
+        let body = order(&o.symbols, o.accounts, id, n);
+        let sent = Instant::now();
+        let (outcome, response) = match http.post(&url).json(&body).send().await {
+            Ok(resp) => {
+                let status = resp.status();
+                let response = resp.json::<Value>().await.ok();
+                (
+                    status.as_u16().to_string(),
+                    response.filter(|_| status.as_u16() == 201),
+                )
+            }
+            Err(e) if e.is_timeout() => ("timeout".into(), None),
+            Err(_) => ("connection error".into(), None),
+        };
+        if sent.duration_since(start) >= o.warmup {
+            tally
+                .latency
+                .saturating_record(sent.elapsed().as_micros() as u64);
+            *tally.outcomes.entry(outcome).or_default() += 1;
+        }
+        if o.verify
+            && let Some(response) = response
+        {
+            tally.acks.push(Ack {
+                request: body,
+                response,
+            });
+        }
+    }
+    Ok(tally)
+}
+
+/// Why an order read back does not match its acknowledgement, if it does not.
+fn mismatch(ack: &Ack, now: &Value) -> Option<String> {
+    let id = ack.response["order_id"].as_str().unwrap_or("?");
+    // Decimals come back at the symbol's scale ("0.01000" for "0.0100"): compare them trimmed.
+    let trimmed = |v: &Value| {
+        let s = v.as_str().unwrap_or_default();
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    for field in ["symbol", "side", "price", "quantity"] {
+        if trimmed(&now[field]) != trimmed(&ack.request[field]) {
+            return Some(format!(
+                "order {id}: {field} is {} but {} was sent",
+                now[field], ack.request[field]
+            ));
+        }
+    }
+    if now["account"].as_str() != Some(ack.request["account"].to_string().as_str()) {
+        return Some(format!("order {id}: account is {}", now["account"]));
+    }
+    let lots = |v: &Value| {
+        v.as_str()
+            .and_then(|s| s.replace('.', "").parse::<u64>().ok())
+    };
+    let (before, after) = (
+        lots(&ack.response["filled_quantity"]),
+        lots(&now["filled_quantity"]),
+    );
+    let acked_final = matches!(
+        ack.response["status"].as_str(),
+        Some("FILLED" | "CANCELLED")
+    );
+    match (before, after) {
+        (Some(b), Some(a))
+            if acked_final && (a != b || now["status"] != ack.response["status"]) =>
+        {
+            Some(format!(
+                "order {id} was acknowledged {} {b}, reads {} {a}",
+                ack.response["status"], now["status"]
+            ))
+        }
+        (Some(b), Some(a)) if a < b => Some(format!("order {id} lost fills: {b} then {a}")),
+        (Some(_), Some(_)) => None,
+        _ => Some(format!("order {id}: filled quantity unreadable")),
+    }
+}
+
+/// Reads every acknowledged order back, `clients` at a time.
+async fn verify(o: &Options, acks: Vec<Ack>) -> anyhow::Result<Verification> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let acks = Arc::new(acks);
+    let workers = o.clients.clamp(1, 64);
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let (http, acks, base) = (
+            http.clone(),
+            Arc::clone(&acks),
+            o.urls[w % o.urls.len()].clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut v = Verification::default();
+            for ack in acks.iter().skip(w).step_by(workers) {
+                v.checked += 1;
+                let id = ack.response["order_id"].as_str().unwrap_or_default();
+                let problem = match http.get(format!("{base}/orders/{id}")).send().await {
+                    Ok(r) if r.status().is_success() => match r.json::<Value>().await {
+                        Ok(now) => mismatch(ack, &now),
+                        Err(e) => Some(format!("order {id}: unreadable answer: {e}")),
+                    },
+                    Ok(r) => Some(format!("order {id}: read back as {}", r.status())),
+                    Err(e) => Some(format!("order {id}: {e}")),
+                };
+                if let Some(p) = problem {
+                    v.mismatches += 1;
+                    if v.examples.len() < 20 {
+                        v.examples.push(p);
+                    }
+                }
+            }
+            v
+        }));
+    }
+    let mut total = Verification::default();
+    for t in tasks {
+        let v = t.await.context("a verification worker panicked")?;
+        total.checked += v.checked;
+        total.mismatches += v.mismatches;
+        total.examples.extend(
+            v.examples
+                .into_iter()
+                .take(20usize.saturating_sub(total.examples.len())),
+        );
+    }
+    Ok(total)
+}
+
+/// Runs the load and, if asked, the verification.
+pub async fn run(o: Options) -> anyhow::Result<Summary> {
+    if o.symbols.is_empty() || o.clients == 0 || o.urls.is_empty() {
+        bail!("need at least one URL, one symbol and one client");
+    }
+    let o = Arc::new(o);
+    let start = Instant::now();
+    let stop = start + o.warmup + o.duration;
+    let tasks: Vec<_> = (0..o.clients)
+        .map(|id| tokio::spawn(client(Arc::clone(&o), id, start, stop)))
+        .collect();
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut outcomes = BTreeMap::<String, u64>::new();
+    let mut acks = Vec::new();
+    for t in tasks {
+        let tally = t.await.context("a client panicked")??;
+        latency.add(&tally.latency)?;
+        for (k, v) in tally.outcomes {
+            *outcomes.entry(k).or_default() += v;
+        }
+        acks.extend(tally.acks);
+    }
+    let sent: u64 = outcomes.values().sum();
+    let accepted = outcomes.get("201").copied().unwrap_or(0);
+    let seconds = o.duration.as_secs_f64();
+    let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
+    let verification = if o.verify {
+        Some(verify(&o, acks).await?)
+    } else {
+        None
+    };
+    Ok(Summary {
+        clients: o.clients,
+        duration_s: seconds,
+        sent,
+        accepted,
+        orders_per_s: accepted as f64 / seconds,
+        latency_ms: Latency {
+            p50: ms(0.5),
+            p90: ms(0.9),
+            p99: ms(0.99),
+            p999: ms(0.999),
+            max: latency.max() as f64 / 1000.0,
+        },
+        outcomes,
+        verification,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ack(status: &str, filled: &str) -> Ack {
+        Ack {
+            request: json!({"account": 7, "symbol": "BTC-USD", "side": "BUY", "type": "LIMIT", "price": "65000.00", "quantity": "0.0100"}),
+            response: json!({"order_id": "1", "status": status, "filled_quantity": filled}),
+        }
+    }
+
+    fn read(status: &str, filled: &str) -> Value {
+        json!({"order_id": "1", "account": "7", "symbol": "BTC-USD", "side": "BUY", "price": "65000.00", "quantity": "0.01000", "status": status, "filled_quantity": filled})
+    }
+
+    #[test]
+    fn matching_reads_pass_at_any_scale() {
+        assert_eq!(
+            mismatch(&ack("NEW", "0.00000"), &read("NEW", "0.00000")),
+            None
+        );
+        assert_eq!(
+            mismatch(&ack("NEW", "0.00000"), &read("FILLED", "0.01000")),
+            None,
+            "later fills are fine"
+        );
+        assert_eq!(
+            mismatch(&ack("FILLED", "0.01000"), &read("FILLED", "0.01000")),
+            None
+        );
+    }
+
+    #[test]
+    fn each_kind_of_divergence_is_caught() {
+        assert!(
+            mismatch(&ack("PARTIALLY_FILLED", "0.00500"), &read("NEW", "0.00000"))
+                .unwrap()
+                .contains("lost fills")
+        );
+        assert!(mismatch(&ack("FILLED", "0.01000"), &read("CANCELLED", "0.01000")).is_some());
+        let mut other = read("NEW", "0.00000");
+        other["price"] = json!("65000.01");
+        assert!(
+            mismatch(&ack("NEW", "0.00000"), &other)
+                .unwrap()
+                .contains("price")
+        );
+        let mut other = read("NEW", "0.00000");
+        other["account"] = json!("8");
+        assert!(
+            mismatch(&ack("NEW", "0.00000"), &other)
+                .unwrap()
+                .contains("account")
+        );
+    }
+}

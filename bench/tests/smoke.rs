@@ -1,0 +1,72 @@
+//! The load generator against the embedded exchange, briefly: it must place orders, get only
+//! 201s, write a well-formed summary, and read every acknowledged order back unchanged.
+
+use exchange::config::Config;
+use exchange_bench::{Options, run};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_verified_run_against_the_embedded_exchange() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let exchange = exchange::start(
+        Config::for_tests(dir.path().to_owned()),
+        std::future::pending(),
+    )
+    .await
+    .expect("the exchange starts");
+    let summary = run(Options {
+        urls: vec![format!("http://{}", exchange.addr)],
+        clients: 8,
+        duration: Duration::from_secs(2),
+        warmup: Duration::from_millis(200),
+        symbols: vec![
+            ("BTC-USD".into(), 65_000),
+            ("ETH-USD".into(), 3_000),
+            ("SOL-USD".into(), 150),
+        ],
+        accounts: 50,
+        verify: true,
+    })
+    .await
+    .expect("the run completes");
+    assert!(
+        summary.accepted > 100,
+        "only {} orders accepted",
+        summary.accepted
+    );
+    assert_eq!(
+        summary.outcomes.keys().collect::<Vec<_>>(),
+        vec!["201"],
+        "{:?}",
+        summary.outcomes
+    );
+    assert!(summary.orders_per_s > 0.0);
+    assert!(summary.latency_ms.p50 > 0.0 && summary.latency_ms.p50 <= summary.latency_ms.p99);
+    let v = summary.verification.as_ref().expect("verification ran");
+    assert!(
+        v.checked >= summary.accepted,
+        "checked {} of {} accepted",
+        v.checked,
+        summary.accepted
+    );
+    assert_eq!(v.mismatches, 0, "{:?}", v.examples);
+    // The JSON summary carries what the README's table needs.
+    let json: serde_json::Value = serde_json::to_value(&summary).expect("serialisable");
+    for key in [
+        "clients",
+        "duration_s",
+        "sent",
+        "accepted",
+        "orders_per_s",
+        "latency_ms",
+        "outcomes",
+        "verification",
+    ] {
+        assert!(json.get(key).is_some(), "summary lacks {key}");
+    }
+    for key in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(json["latency_ms"][key].is_number(), "latency lacks {key}");
+    }
+    assert!(summary.line().contains("orders/s"));
+    exchange.shutdown().await.expect("clean shutdown");
+}
