@@ -36,11 +36,13 @@ pub struct Config {
     #[arg(long, env = "EXCHANGE_JOURNAL_SEGMENT_MB", default_value_t = 256)]
     pub journal_segment_mb: u64,
 
-    /// Finished orders each shard keeps for queries and client-order-id idempotency.
+    /// Finished orders each shard keeps for queries and client-order-id idempotency (live orders
+    /// are always kept). Larger windows cost memory and latency spikes as the maps grow; the full
+    /// history belongs to the settlement store.
     #[arg(
         long,
         env = "EXCHANGE_RETAIN_FINISHED_ORDERS",
-        default_value_t = 1_000_000
+        default_value_t = 100_000
     )]
     pub retain_finished: usize,
 
