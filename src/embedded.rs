@@ -7,8 +7,8 @@
 
 use async_trait::async_trait;
 use exchange_core::{
-    AccountId, Command, DepthView, OrderId, OrderRecord, ShardId, StatusFilter, SymbolId,
-    SymbolTable, TickerView, Timestamp, TradeRecord, shard_for,
+    AccountId, ClientOrderId, Command, DepthView, OrderId, OrderRecord, ShardId, StatusFilter,
+    SymbolId, SymbolTable, TickerView, Timestamp, TradeRecord, shard_for,
 };
 use exchange_gateway::{Exchange, ExchangeError, ShardHealth, Submitted};
 use exchange_shard::{CommandLog, CommandResult, EventSink, LogRecord, Outcome, ShardState};
@@ -216,6 +216,25 @@ impl Exchange for Embedded {
             .orders()
             .get(id)
             .copied()
+    }
+
+    async fn order_by_client_id(
+        &self,
+        account: AccountId,
+        client_id: ClientOrderId,
+    ) -> Option<OrderRecord> {
+        // The client id names no symbol, so every shard is asked. Client ids are unique per
+        // shard; if the account reused one on another shard's symbol, the newest order wins.
+        self.shards
+            .iter()
+            .filter_map(|s| {
+                s.state
+                    .read()
+                    .orders()
+                    .by_client_id(account, &client_id)
+                    .copied()
+            })
+            .max_by_key(|o| (o.created, o.id.local()))
     }
 
     async fn orders(

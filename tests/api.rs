@@ -465,6 +465,54 @@ async fn list_amend_cancel_and_cancel_all() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_can_be_read_and_cancelled_by_client_order_id() {
+    let ex = TestExchange::start().await;
+    let (_, placed) = ex
+        .post("/orders", json!({"account": 4, "symbol": "ETH-USD", "side": "BUY", "type": "LIMIT", "price": "2000.00", "quantity": "1.0000", "client_order_id": "mine/42"}))
+        .await;
+    let (s, read) = ex.get("/orders/client/mine%2F42?account=4").await;
+    assert_eq!(s, StatusCode::OK, "{read}");
+    assert_eq!(read["order_id"], placed["order_id"]);
+    assert_error(
+        &ex.get("/orders/client/mine%2F42?account=5").await,
+        StatusCode::NOT_FOUND,
+        3001,
+        Some("client_order_id"),
+    );
+    assert_error(
+        &ex.get("/orders/client/bad%20id?account=4").await,
+        StatusCode::BAD_REQUEST,
+        1005,
+        Some("client_order_id"),
+    );
+    assert_error(
+        &ex.delete("/orders/client/mine%2F42?account=5").await,
+        StatusCode::NOT_FOUND,
+        3001,
+        Some("client_order_id"),
+    );
+    let (s, cancelled) = ex.delete("/orders/client/mine%2F42?account=4").await;
+    assert_eq!(s, StatusCode::OK, "{cancelled}");
+    assert_eq!(
+        (cancelled["status"].as_str(), cancelled["order_id"].clone()),
+        (Some("CANCELLED"), placed["order_id"].clone())
+    );
+    let (_, depth) = ex.get("/market-data/ETH-USD/depth").await;
+    assert_eq!(depth["bids"], json!([]));
+    // Still readable once finished; cancelling again finds no live order.
+    assert_eq!(
+        ex.get("/orders/client/mine%2F42?account=4").await.1["status"],
+        "CANCELLED"
+    );
+    assert_error(
+        &ex.delete("/orders/client/mine%2F42?account=4").await,
+        StatusCode::NOT_FOUND,
+        3001,
+        None,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn market_data_follows_trades() {
     let ex = TestExchange::start().await;
     ex.limit(1, "SELL", "65000.00", "0.10000").await;
@@ -563,6 +611,8 @@ async fn symbols_health_metrics_and_openapi() {
         ("/orders/{id}", "get"),
         ("/orders/{id}", "patch"),
         ("/orders/{id}", "delete"),
+        ("/orders/client/{client_order_id}", "get"),
+        ("/orders/client/{client_order_id}", "delete"),
         ("/symbols", "get"),
         ("/market-data", "get"),
         ("/market-data/{symbol}", "get"),

@@ -5,8 +5,8 @@
 
 use async_trait::async_trait;
 use exchange_core::{
-    AccountId, Command, DepthView, Event, OrderId, OrderRecord, ShardId, StatusFilter, SymbolId,
-    SymbolTable, TickerView, Timestamp, TradeRecord,
+    AccountId, ClientOrderId, Command, DepthView, Event, OrderId, OrderRecord, ShardId,
+    StatusFilter, SymbolId, SymbolTable, TickerView, Timestamp, TradeRecord,
 };
 use std::sync::Arc;
 
@@ -53,6 +53,13 @@ pub trait Exchange: Send + Sync + 'static {
 
     /// An order by id.
     async fn order(&self, id: OrderId) -> Option<OrderRecord>;
+
+    /// An account's order by its client order id (live, or finished within the retention window).
+    async fn order_by_client_id(
+        &self,
+        account: AccountId,
+        client_id: ClientOrderId,
+    ) -> Option<OrderRecord>;
 
     /// An account's orders, newest first.
     async fn orders(

@@ -126,6 +126,10 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             orders::amend_order,
             orders::cancel_order
         ))
+        .routes(routes!(
+            orders::get_order_by_client_id,
+            orders::cancel_order_by_client_id
+        ))
         .routes(routes!(orders::place_order_seed))
         .routes(routes!(orders::get_order_seed))
         .routes(routes!(market::all_market_data))

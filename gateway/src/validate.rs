@@ -81,6 +81,12 @@ pub fn account_from_query(v: &Option<String>) -> Result<AccountId, ApiError> {
     }
 }
 
+/// A client order id from a path.
+pub fn client_order_id(s: &str) -> Result<ClientOrderId, ApiError> {
+    ClientOrderId::new(s)
+        .map_err(|e| ApiError::field(ErrorCode::InvalidField, "client_order_id", e))
+}
+
 /// A listed symbol.
 pub fn symbol<'a>(table: &'a SymbolTable, name: &str) -> Result<&'a SymbolSpec, ApiError> {
     table.by_name(name).map_err(|_| {

@@ -153,6 +153,68 @@ pub async fn get_order_seed(
     read(&app, &id, &q.account).await
 }
 
+async fn by_client_id(
+    app: &AppState,
+    client_id: &str,
+    account: &Option<String>,
+) -> Result<OrderRecord, ApiError> {
+    let account = validate::account_from_query(account)?;
+    let client_id = validate::client_order_id(client_id)?;
+    app.exchange
+        .order_by_client_id(account, client_id)
+        .await
+        .ok_or_else(|| {
+            ApiError::field(
+                ErrorCode::UnknownOrder,
+                "client_order_id",
+                "is not a known order of this account",
+            )
+        })
+}
+
+/// Read an order by its client order id.
+#[utoipa::path(get, path = "/orders/client/{client_order_id}", tag = "orders",
+    params(("client_order_id" = String, Path, description = "The id the client gave the order"), AccountQuery),
+    responses(
+        (status = 200, description = "The order", body = OrderResponse),
+        (status = 404, description = "No order with this client order id for this account", body = ErrorBody),
+    ))]
+pub async fn get_order_by_client_id(
+    State(app): State<AppState>,
+    Path(client_id): Path<String>,
+    Query(q): Query<AccountQuery>,
+) -> Result<Json<OrderResponse>, ApiError> {
+    let order = by_client_id(&app, &client_id, &q.account).await?;
+    Ok(Json(order_response(
+        app.spec(order.symbol),
+        &order,
+        Vec::new(),
+    )))
+}
+
+/// Cancel an order by its client order id.
+#[utoipa::path(delete, path = "/orders/client/{client_order_id}", tag = "orders",
+    params(("client_order_id" = String, Path, description = "The id the client gave the order"), AccountQuery),
+    responses(
+        (status = 200, description = "Cancelled; the order's final state", body = OrderResponse),
+        (status = 404, description = "No live order with this client order id for this account", body = ErrorBody),
+    ))]
+pub async fn cancel_order_by_client_id(
+    State(app): State<AppState>,
+    Path(client_id): Path<String>,
+    Query(q): Query<AccountQuery>,
+) -> Result<Json<OrderResponse>, ApiError> {
+    let order = by_client_id(&app, &client_id, &q.account).await?;
+    let target = OrderRef::Client(order.client_order_id.expect("found by its client order id"));
+    let cmd = Command::Cancel(CancelOrder {
+        symbol: order.symbol,
+        account: order.account,
+        target,
+    });
+    let submitted = app.exchange.submit(cmd, now()).await?;
+    Ok(Json(report(&app, &submitted)?))
+}
+
 /// An account's orders, newest first.
 #[utoipa::path(get, path = "/orders", tag = "orders", params(OrdersQuery),
     responses(
