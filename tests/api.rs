@@ -336,8 +336,10 @@ async fn every_error_is_json_with_a_code_and_the_right_status() {
         None,
     );
     // Malformed JSON, wrong content type, too large: raw requests.
+    // A client per raw request: the server closes a connection whose body it refused (413), and
+    // a pooled client could race to reuse it for the next request.
     let raw = |body: Vec<u8>, ct: &'static str| {
-        ex.http
+        Client::new()
             .post(format!("{}/orders", ex.base))
             .header("content-type", ct)
             .body(body)
