@@ -1,9 +1,13 @@
 //! exchange-bench: the load generator behind the `loadgen` binary.
 //!
 //! [`run`] places orders on a running exchange over HTTP/1.1 keep-alive from many concurrent
-//! clients and measures orders per second and latency percentiles (HDR histogram). Closed loop:
-//! each client sends its next order as soon as the previous one is answered, so the figure is
-//! the exchange's capacity at that concurrency. Every order is a limit order near a mid on
+//! clients and measures orders per second and latency percentiles (HDR histogram).
+//!
+//! Closed loop (the default): each client sends its next order as soon as the previous one is
+//! answered, so the figure is the exchange's capacity at that concurrency. Open loop (`rate`):
+//! orders are due at a fixed offered rate, and latency is measured from when each order was
+//! due, not when it was sent, so a slow answer counts against every order it delayed (no
+//! coordinated omission, as wrk2 measures). Every order is a limit order near a mid on
 //! several symbols from many accounts, so orders rest, cross and trade.
 //!
 //! With `verify`, every acknowledged order is read back afterwards and must match what was
@@ -15,6 +19,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// What to run.
@@ -33,6 +38,10 @@ pub struct Options {
     pub accounts: u64,
     /// Read every acknowledged order back after the run.
     pub verify: bool,
+    /// Open loop at this many orders per second in total; `None` for closed loop.
+    pub rate: Option<f64>,
+    /// Print a progress line to stderr every second.
+    pub progress: bool,
 }
 
 /// Latency percentiles in milliseconds.
@@ -57,6 +66,10 @@ pub struct Verification {
 /// The result of a run.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
+    /// `closed` or `open` loop.
+    pub mode: String,
+    /// The offered rate in open loop.
+    pub offered_per_s: Option<f64>,
     pub clients: usize,
     pub duration_s: f64,
     pub sent: u64,
@@ -73,7 +86,8 @@ impl Summary {
     pub fn line(&self) -> String {
         let l = &self.latency_ms;
         let mut line = format!(
-            "loadgen: {} clients, {} s: {} orders accepted of {} sent = {:.0} orders/s | latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms | outcomes {:?}",
+            "loadgen: {} loop, {} clients, {} s: {} orders accepted of {} sent = {:.0} orders/s | latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms | outcomes {:?}",
+            self.mode,
             self.clients,
             self.duration_s,
             self.accepted,
@@ -131,6 +145,7 @@ async fn client(
     id: usize,
     start: Instant,
     stop: Instant,
+    done: Arc<AtomicU64>,
 ) -> anyhow::Result<Tally> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(1)
@@ -142,11 +157,29 @@ async fn client(
         outcomes: BTreeMap::new(),
         acks: Vec::new(),
     };
+    // In open loop, this client's share of the rate, its first order offset so that the clients
+    // do not fire together.
+    let interval = o
+        .rate
+        .map(|r| Duration::from_secs_f64(o.clients as f64 / r.max(0.001)));
+    let mut due =
+        start + interval.map_or(Duration::ZERO, |i| i.mul_f64(id as f64 / o.clients as f64));
     let mut n = 0u64;
     while Instant::now() < stop {
         n += 1;
         let body = order(&o.symbols, o.accounts, id, n);
-        let sent = Instant::now();
+        let sent = match interval {
+            Some(interval) => {
+                tokio::time::sleep_until(due.into()).await;
+                let intended = due;
+                due += interval;
+                intended
+            }
+            None => Instant::now(),
+        };
+        if sent >= stop {
+            break;
+        }
         let (outcome, response) = match http.post(&url).json(&body).send().await {
             Ok(resp) => {
                 let status = resp.status();
@@ -165,6 +198,7 @@ async fn client(
                 .saturating_record(sent.elapsed().as_micros() as u64);
             *tally.outcomes.entry(outcome).or_default() += 1;
         }
+        done.fetch_add(1, Ordering::Relaxed);
         if o.verify
             && let Some(response) = response
         {
@@ -286,9 +320,28 @@ pub async fn run(o: Options) -> anyhow::Result<Summary> {
     let o = Arc::new(o);
     let start = Instant::now();
     let stop = start + o.warmup + o.duration;
+    let done = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..o.clients)
-        .map(|id| tokio::spawn(client(Arc::clone(&o), id, start, stop)))
+        .map(|id| tokio::spawn(client(Arc::clone(&o), id, start, stop, Arc::clone(&done))))
         .collect();
+    let progress = o.progress.then(|| {
+        let done = Arc::clone(&done);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            let (mut last, mut seconds) = (0, 0);
+            loop {
+                tick.tick().await;
+                seconds += 1;
+                let now = done.load(Ordering::Relaxed);
+                eprint!(
+                    "\r{seconds:>4} s  {:>8} orders/s  {now:>10} answered",
+                    now - last
+                );
+                last = now;
+            }
+        })
+    });
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut outcomes = BTreeMap::<String, u64>::new();
     let mut acks = Vec::new();
@@ -300,6 +353,10 @@ pub async fn run(o: Options) -> anyhow::Result<Summary> {
         }
         acks.extend(tally.acks);
     }
+    if let Some(p) = progress {
+        p.abort();
+        eprintln!();
+    }
     let sent: u64 = outcomes.values().sum();
     let accepted = outcomes.get("201").copied().unwrap_or(0);
     let seconds = o.duration.as_secs_f64();
@@ -310,6 +367,8 @@ pub async fn run(o: Options) -> anyhow::Result<Summary> {
         None
     };
     Ok(Summary {
+        mode: if o.rate.is_some() { "open" } else { "closed" }.into(),
+        offered_per_s: o.rate,
         clients: o.clients,
         duration_s: seconds,
         sent,

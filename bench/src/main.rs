@@ -32,6 +32,13 @@ struct Args {
     /// Read every acknowledged order back afterwards; exit 1 on any mismatch.
     #[arg(long)]
     verify: bool,
+    /// Open loop: offer this many orders per second in total (latency counted from when each
+    /// order was due). Without it, closed loop: each client sends as soon as it is answered.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// No progress line on stderr.
+    #[arg(long)]
+    quiet: bool,
     /// Write the summary as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -59,6 +66,8 @@ async fn main() -> anyhow::Result<()> {
         symbols,
         accounts: args.accounts.max(1),
         verify: args.verify,
+        rate: args.rate,
+        progress: !args.quiet,
     })
     .await?;
     println!("{}", summary.line());

@@ -26,6 +26,8 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
         ],
         accounts: 50,
         verify: true,
+        rate: None,
+        progress: false,
     })
     .await
     .expect("the run completes");
@@ -68,5 +70,27 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
         assert!(json["latency_ms"][key].is_number(), "latency lacks {key}");
     }
     assert!(summary.line().contains("orders/s"));
+
+    // Open loop at a modest rate: about rate × duration orders, latency from when each was due.
+    let open = run(Options {
+        urls: vec![format!("http://{}", exchange.addr)],
+        clients: 4,
+        duration: Duration::from_secs(2),
+        warmup: Duration::from_millis(200),
+        symbols: vec![("BTC-USD".into(), 65_000)],
+        accounts: 10,
+        verify: true,
+        rate: Some(200.0),
+        progress: false,
+    })
+    .await
+    .expect("the open-loop run completes");
+    assert_eq!(open.mode, "open");
+    assert!(
+        (300..=500).contains(&open.accepted),
+        "{} accepted at 200/s for 2 s",
+        open.accepted
+    );
+    assert_eq!(open.verification.as_ref().map(|v| v.mismatches), Some(0));
     exchange.shutdown().await.expect("clean shutdown");
 }
