@@ -33,4 +33,4 @@ pub use orders::OrderStore;
 pub use runtime::{Recovery, Shard, ShardConfig, ShardError};
 pub use sink::EventSink;
 pub use snapshot::SnapshotStore;
-pub use state::{CommandResult, Outcome, ShardState, StateError};
+pub use state::{CommandResult, Outcome, ShardState, StateCopy, StateError};

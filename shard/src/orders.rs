@@ -23,10 +23,18 @@ pub struct OrderStore {
     retain_finished: usize,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct OrderStoreSnapshot {
     orders: Vec<OrderRecord>,
     finished: Vec<OrderId>,
+}
+
+impl OrderStoreSnapshot {
+    /// In id order, so equal stores give equal bytes whatever their hash maps' history.
+    pub(crate) fn sorted(mut self) -> Self {
+        self.orders.sort_unstable_by_key(|o| o.id);
+        self
+    }
 }
 
 impl OrderStore {
@@ -187,11 +195,11 @@ impl OrderStore {
         }
     }
 
+    /// What a snapshot needs, copied flat (the indexes are rebuilt on restore). Cheap enough
+    /// to take under the shard's lock; [`OrderStoreSnapshot::sorted`] finishes it elsewhere.
     pub(crate) fn snapshot(&self) -> OrderStoreSnapshot {
-        let mut orders: Vec<OrderRecord> = self.orders.values().copied().collect();
-        orders.sort_unstable_by_key(|o| o.id);
         OrderStoreSnapshot {
-            orders,
+            orders: self.orders.values().copied().collect(),
             finished: self.finished.iter().copied().collect(),
         }
     }

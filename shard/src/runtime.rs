@@ -175,15 +175,15 @@ impl Shard {
         Ok(())
     }
 
-    /// Copies the state (under the read lock: mostly plain memory copies) and serialises and
-    /// writes the copy on a blocking thread, so matching pauses only for the copy. Measured
-    /// under load: a shard with a modest state paused 5 to 7 ms instead of 30 to 50 ms; one
-    /// holding 100,000+ resting orders still pauses 45 to 110 ms, bound by memory either way
-    /// (incremental or copy-on-write snapshots would be the fix). The pause is exported as
-    /// `exchange_snapshot_pause_seconds`.
+    /// Copies what the snapshot holds (under the read lock: the engine and flat order records,
+    /// not the order store's indexes) and encodes and writes the copy on a blocking thread, so
+    /// matching pauses only for the copy. Measured with 300,000 resting orders: encoding in
+    /// place paused a shard 170 ms, a clone of the whole state 68 ms, this copy 46 ms (mostly
+    /// writing 50 MB of order records into fresh memory; incremental snapshots would remove it).
+    /// The pause is `exchange_snapshot_pause_seconds`.
     fn start_snapshot(&mut self) {
         let paused = Instant::now();
-        let copy = self.state.read().clone();
+        let copy = self.state.read().copy_for_snapshot();
         let offset = copy.applied();
         metrics::histogram!("exchange_snapshot_pause_seconds", "shard" => self.config.shard.to_string())
             .record(paused.elapsed().as_secs_f64());
@@ -194,7 +194,7 @@ impl Shard {
         let store = self.snapshots.clone();
         self.saving = Some((
             offset,
-            tokio::task::spawn_blocking(move || store.save(offset, &copy.snapshot())),
+            tokio::task::spawn_blocking(move || store.save(offset, &copy.encode())),
         ));
     }
 

@@ -61,6 +61,36 @@ struct StateSnapshot {
     market: MarketState,
 }
 
+/// A shard's state copied for a snapshot (see [`ShardState::copy_for_snapshot`]).
+pub struct StateCopy {
+    shard: ShardId,
+    shards: u32,
+    applied: u64,
+    engine: Engine,
+    orders: OrderStoreSnapshot,
+    market: MarketState,
+}
+
+impl StateCopy {
+    /// The offset the copy is as of.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// The snapshot bytes ([`ShardState::restore`] reads them).
+    pub fn encode(self) -> Vec<u8> {
+        let snap = StateSnapshot {
+            shard: self.shard,
+            shards: self.shards,
+            applied: self.applied,
+            engine: self.engine.snapshot(),
+            orders: self.orders.sorted(),
+            market: self.market,
+        };
+        postcard::to_stdvec(&snap).expect("shard snapshots always serialise")
+    }
+}
+
 /// Everything a shard knows: the engine, the order store and market data.
 #[derive(Clone, Debug)]
 pub struct ShardState {
@@ -208,15 +238,21 @@ impl ShardState {
 
     /// The whole state as bytes.
     pub fn snapshot(&self) -> Vec<u8> {
-        let snap = StateSnapshot {
+        self.copy_for_snapshot().encode()
+    }
+
+    /// A copy of what a snapshot holds, taken quickly (the shard holds its lock meanwhile):
+    /// the engine and flat order records, without the order store's indexes. [`StateCopy::encode`]
+    /// does the slow part, off the matching path.
+    pub fn copy_for_snapshot(&self) -> StateCopy {
+        StateCopy {
             shard: self.shard,
             shards: self.shards,
             applied: self.applied,
-            engine: self.engine.snapshot(),
+            engine: self.engine.clone(),
             orders: self.orders.snapshot(),
             market: self.market.clone(),
-        };
-        postcard::to_stdvec(&snap).expect("shard snapshots always serialise")
+        }
     }
 
     /// Restores a state saved by [`ShardState::snapshot`] for the same shard layout.
