@@ -144,7 +144,7 @@ pub async fn start(
         let log: Arc<dyn CommandLog> = journal.clone();
         let (shard, recovery) = Shard::recover(
             shard_config,
-            Arc::clone(&symbols),
+            &symbols,
             Arc::clone(&log),
             sink.clone(),
             snapshots,

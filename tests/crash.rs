@@ -255,7 +255,7 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged_and_applies_nothing_twice
     assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
 
     // A reference: every journal replayed from its first record into a fresh state.
-    let symbols = Arc::new(SymbolTable::default_symbols());
+    let symbols = SymbolTable::default_symbols();
     let mut reference = Vec::new();
     for n in 0..SHARDS {
         let (journal, _) = Journal::open(
@@ -263,7 +263,7 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged_and_applies_nothing_twice
             JournalConfig::default(),
         )
         .unwrap();
-        let mut state = ShardState::new(ShardId(n), SHARDS, Arc::clone(&symbols), usize::MAX);
+        let mut state = ShardState::new(ShardId(n), SHARDS, &symbols, usize::MAX);
         let mut after = 0;
         while after < journal.last_offset() {
             for (offset, rec) in journal.read(after, 4096).await.unwrap() {

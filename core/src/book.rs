@@ -260,11 +260,6 @@ impl OrderBook {
         self.seq
     }
 
-    /// Replaces the symbol's limits (when the symbols file changes between runs).
-    pub fn set_limits(&mut self, limits: Limits) {
-        self.limits = limits;
-    }
-
     // ----- queries -------------------------------------------------------------------------
 
     /// Best bid price and its total quantity. O(1).

@@ -114,11 +114,6 @@ impl Engine {
         self.books.iter().flatten()
     }
 
-    /// Whether this engine holds the symbol.
-    pub fn owns(&self, symbol: SymbolId) -> bool {
-        self.book(symbol).is_some()
-    }
-
     /// The whole engine state as bytes.
     pub fn snapshot(&self) -> Vec<u8> {
         let snap = EngineSnapshot {

@@ -36,13 +36,6 @@ pub struct OrderRecord {
     pub updated: Timestamp,
 }
 
-impl OrderRecord {
-    /// Whether the order still rests on the book.
-    pub fn is_open(&self) -> bool {
-        !self.status.is_final()
-    }
-}
-
 /// One trade as market data shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TradeRecord {

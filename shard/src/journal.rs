@@ -309,11 +309,6 @@ impl Journal {
         Ok((journal, report))
     }
 
-    /// The journal's directory.
-    pub fn dir(&self) -> &Path {
-        &self.shared.dir
-    }
-
     /// How many segment files the journal has now.
     pub fn segment_count(&self) -> usize {
         self.shared.state.lock().segments.len()

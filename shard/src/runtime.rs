@@ -64,7 +64,7 @@ impl Shard {
     /// replay are not published: they were answered before the restart.
     pub async fn recover(
         config: ShardConfig,
-        symbols: Arc<SymbolTable>,
+        symbols: &SymbolTable,
         log: Arc<dyn CommandLog>,
         sink: Arc<dyn EventSink>,
         snapshots: SnapshotStore,
@@ -75,7 +75,7 @@ impl Shard {
                 &bytes,
                 config.shard,
                 config.shards,
-                Arc::clone(&symbols),
+                symbols,
                 config.retain_finished,
             ) {
                 Ok(s) => {
@@ -88,12 +88,7 @@ impl Shard {
             }
         }
         let mut state = state.unwrap_or_else(|| {
-            ShardState::new(
-                config.shard,
-                config.shards,
-                Arc::clone(&symbols),
-                config.retain_finished,
-            )
+            ShardState::new(config.shard, config.shards, symbols, config.retain_finished)
         });
         let snapshot_offset = state.applied();
         let target = log.last_offset();

@@ -11,7 +11,6 @@ use exchange_core::{
     ShardId, SymbolId, SymbolTable, TickerView, Timestamp, shard_for,
 };
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 /// What applying one log record came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,7 +95,6 @@ impl StateCopy {
 pub struct ShardState {
     shard: ShardId,
     shards: u32,
-    symbols: Arc<SymbolTable>,
     engine: Engine,
     orders: OrderStore,
     market: MarketState,
@@ -105,18 +103,12 @@ pub struct ShardState {
 
 impl ShardState {
     /// A fresh state for shard `shard` of `shards`, holding the symbols that route to it.
-    pub fn new(
-        shard: ShardId,
-        shards: u32,
-        symbols: Arc<SymbolTable>,
-        retain_finished: usize,
-    ) -> Self {
-        let engine = Engine::with_symbols(&symbols, |s| shard_for(&s.name, shards) == shard);
+    pub fn new(shard: ShardId, shards: u32, symbols: &SymbolTable, retain_finished: usize) -> Self {
+        let engine = Engine::with_symbols(symbols, |s| shard_for(&s.name, shards) == shard);
         Self {
             shard,
             shards,
             market: MarketState::new(symbols.len()),
-            symbols,
             engine,
             orders: OrderStore::new(retain_finished),
             applied: 0,
@@ -126,11 +118,6 @@ impl ShardState {
     /// The offset of the last record applied.
     pub fn applied(&self) -> u64 {
         self.applied
-    }
-
-    /// This shard's id.
-    pub fn shard(&self) -> ShardId {
-        self.shard
     }
 
     /// The engine, for queries.
@@ -260,7 +247,7 @@ impl ShardState {
         bytes: &[u8],
         shard: ShardId,
         shards: u32,
-        symbols: Arc<SymbolTable>,
+        symbols: &SymbolTable,
         retain_finished: usize,
     ) -> Result<Self, StateError> {
         let snap: StateSnapshot = postcard::from_bytes(bytes)?;
@@ -272,7 +259,7 @@ impl ShardState {
                 shards,
             });
         }
-        let engine = Engine::restore(&snap.engine, &symbols, |s| {
+        let engine = Engine::restore(&snap.engine, symbols, |s| {
             shard_for(&s.name, shards) == shard
         })?;
         let mut market = snap.market;
@@ -280,17 +267,11 @@ impl ShardState {
         Ok(Self {
             shard,
             shards,
-            symbols,
             engine,
             orders: OrderStore::restore(snap.orders, retain_finished),
             market,
             applied: snap.applied,
         })
-    }
-
-    /// The symbols table this state was built with.
-    pub fn symbols(&self) -> &Arc<SymbolTable> {
-        &self.symbols
     }
 }
 

@@ -66,7 +66,7 @@ async fn start(
     let sink = Arc::new(Collect::default());
     let (shard, rec) = Shard::recover(
         config(snapshot_every),
-        Arc::new(SymbolTable::default_symbols()),
+        &SymbolTable::default_symbols(),
         journal.clone(),
         sink.clone(),
         SnapshotStore::open(&dir.join("snapshots")).unwrap(),
@@ -121,8 +121,8 @@ fn shard_applied(dir: &std::path::Path) -> u64 {
 async fn recovery_from_snapshot_and_journal_reproduces_the_state() {
     let dir = tempfile::tempdir().unwrap();
     // A reference run that applies everything straight through, in memory.
-    let symbols = Arc::new(SymbolTable::default_symbols());
-    let mut reference = ShardState::new(ShardId(0), 1, symbols.clone(), 1_000);
+    let symbols = SymbolTable::default_symbols();
+    let mut reference = ShardState::new(ShardId(0), 1, &symbols, 1_000);
     {
         let (journal, _, shard, _) = start(dir.path(), 50).await;
         let run = tokio::spawn(shard.run());
