@@ -12,8 +12,8 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use exchange_core::{
-    AccountId, CancelAll, CancelOrder, Command, ErrorCode, EventKind, OrderRecord, OrderRef,
-    StatusFilter, StatusKind,
+    AccountId, CancelAll, CancelOrder, ClientOrderId, Command, ErrorCode, EventKind, OrderRecord,
+    OrderRef, StatusFilter, StatusKind,
 };
 
 /// The execution report of the order a command acted on, with its fills from this command.
@@ -49,6 +49,11 @@ fn with_fills(app: &AppState, order: &OrderRecord, s: &Submitted) -> OrderRespon
     order_response(spec, order, fills)
 }
 
+/// An order as it stands, without fills (reads and listings).
+fn view(app: &AppState, order: &OrderRecord) -> OrderResponse {
+    order_response(app.spec(order.symbol), order, Vec::new())
+}
+
 async fn place(
     app: &AppState,
     req: &PlaceOrderRequest,
@@ -62,10 +67,7 @@ async fn place(
                 "a duplicate came back without its order",
             )
         })?;
-        return Ok((
-            StatusCode::OK,
-            Json(order_response(app.spec(first.symbol), first, Vec::new())),
-        ));
+        return Ok((StatusCode::OK, Json(view(app, first))));
     }
     Ok((StatusCode::CREATED, Json(report(app, &submitted)?)))
 }
@@ -116,11 +118,7 @@ async fn read(
     if account.is_some_and(|a| a != order.account) {
         return Err(unknown());
     }
-    Ok(Json(order_response(
-        app.spec(order.symbol),
-        &order,
-        Vec::new(),
-    )))
+    Ok(Json(view(app, &order)))
 }
 
 /// Read an order.
@@ -157,19 +155,17 @@ async fn by_client_id(
     app: &AppState,
     client_id: &str,
     account: &Option<String>,
-) -> Result<OrderRecord, ApiError> {
+) -> Result<(ClientOrderId, OrderRecord), ApiError> {
     let account = validate::account_from_query(account)?;
     let client_id = validate::client_order_id(client_id)?;
-    app.exchange
-        .order_by_client_id(account, client_id)
-        .await
-        .ok_or_else(|| {
-            ApiError::field(
-                ErrorCode::UnknownOrder,
-                "client_order_id",
-                "is not a known order of this account",
-            )
-        })
+    let order = app.exchange.order_by_client_id(account, client_id).await;
+    order.map(|o| (client_id, o)).ok_or_else(|| {
+        ApiError::field(
+            ErrorCode::UnknownOrder,
+            "client_order_id",
+            "is not a known order of this account",
+        )
+    })
 }
 
 /// Read an order by its client order id.
@@ -184,12 +180,8 @@ pub async fn get_order_by_client_id(
     Path(client_id): Path<String>,
     Query(q): Query<AccountQuery>,
 ) -> Result<Json<OrderResponse>, ApiError> {
-    let order = by_client_id(&app, &client_id, &q.account).await?;
-    Ok(Json(order_response(
-        app.spec(order.symbol),
-        &order,
-        Vec::new(),
-    )))
+    let (_, order) = by_client_id(&app, &client_id, &q.account).await?;
+    Ok(Json(view(&app, &order)))
 }
 
 /// Cancel an order by its client order id.
@@ -204,8 +196,8 @@ pub async fn cancel_order_by_client_id(
     Path(client_id): Path<String>,
     Query(q): Query<AccountQuery>,
 ) -> Result<Json<OrderResponse>, ApiError> {
-    let order = by_client_id(&app, &client_id, &q.account).await?;
-    let target = OrderRef::Client(order.client_order_id.expect("found by its client order id"));
+    let (client_id, order) = by_client_id(&app, &client_id, &q.account).await?;
+    let target = OrderRef::Client(client_id);
     let cmd = Command::Cancel(CancelOrder {
         symbol: order.symbol,
         account: order.account,
@@ -252,12 +244,7 @@ pub async fn list_orders(
     };
     let limit = validate::limit(&q.limit)?;
     let orders = app.exchange.orders(account, symbol, status, limit).await;
-    Ok(Json(
-        orders
-            .iter()
-            .map(|o| order_response(app.spec(o.symbol), o, Vec::new()))
-            .collect(),
-    ))
+    Ok(Json(orders.iter().map(|o| view(&app, o)).collect()))
 }
 
 /// Change an order's price and/or total quantity.
