@@ -135,6 +135,8 @@ pub enum RejectReason {
     DuplicateClientOrderId,
     PostOnlyWouldTake,
     InvalidAmend,
+    /// Not decided by the engine: an amendment that needs more funds than were set aside.
+    InsufficientBalance,
 }
 
 impl RejectReason {
@@ -152,6 +154,7 @@ impl RejectReason {
             RejectReason::DuplicateClientOrderId => ErrorCode::DuplicateClientOrderId,
             RejectReason::PostOnlyWouldTake => ErrorCode::PostOnlyWouldTake,
             RejectReason::InvalidAmend => ErrorCode::InvalidAmend,
+            RejectReason::InsufficientBalance => ErrorCode::InsufficientBalance,
         }
     }
 
@@ -174,6 +177,9 @@ impl RejectReason {
             RejectReason::PostOnlyWouldTake => "the post-only order would take liquidity",
             RejectReason::InvalidAmend => {
                 "an amendment must change the price or quantity, and keep the quantity above what is filled"
+            }
+            RejectReason::InsufficientBalance => {
+                "the available balance cannot cover the amended order"
             }
         }
     }

@@ -10,6 +10,7 @@
 //! - [`num`]: fixed-point `Price` (ticks), `Qty` (lots), `Notional`; strict decimal parsing.
 //! - [`symbol`]: symbols and their trading rules, loaded from `config/symbols.toml`.
 //! - [`command`] and [`event`]: the closed enums going into and coming out of the engine.
+//! - [`funds`]: assets, balances' units, order holds, fill legs and fees.
 //! - [`book`]: one symbol's order book and the price-time-priority matching.
 //! - [`engine`]: the books a shard owns, the one dispatcher, snapshot and restore.
 //! - [`codes`]: the exchange-wide numbering of errors and reject reasons.
@@ -21,6 +22,7 @@ pub mod codes;
 pub mod command;
 pub mod engine;
 pub mod event;
+pub mod funds;
 pub mod num;
 pub mod routing;
 pub mod symbol;
@@ -37,10 +39,14 @@ pub use engine::{Engine, SnapshotError};
 pub use event::{
     CancelReason, Event, EventKind, LevelUpdate, OrderStatus, OrderUpdate, RejectReason, Trade,
 };
+pub use funds::{Asset, AssetId, Assets, FillLeg, Funding, Hold, HoldError};
 pub use num::{Notional, NumError, Price, Qty};
 pub use routing::{ShardId, shard_for};
 pub use symbol::{Limits, SymbolSpec, SymbolTable};
 pub use types::{
     AccountId, ClientOrderId, OrderId, Side, StpMode, SymbolId, TimeInForce, Timestamp, TradeId,
 };
-pub use views::{DepthView, Ohlcv, OrderRecord, StatusFilter, StatusKind, TickerView, TradeRecord};
+pub use views::{
+    AccountFunds, Delta, DepthView, Fill, Ohlcv, OrderRecord, StatusFilter, StatusKind, TickerView,
+    TradeRecord,
+};

@@ -4,6 +4,7 @@
 //! ticks, lots and notional units for the engine. Everything that turns a client's decimal into an
 //! engine integer goes through its `*_from_decimal` methods, which refuse anything inexact.
 
+use crate::funds::{Asset, AssetId, Assets, Funding};
 use crate::num::{self, Notional, NumError, Price, Qty};
 use crate::types::SymbolId;
 use rust_decimal::Decimal;
@@ -32,7 +33,19 @@ pub struct SymbolConfig {
     pub max_price: Decimal,
     #[serde(with = "decimal_str")]
     pub min_notional: Decimal,
+    /// Fee for the resting side of a trade, in basis points of what it receives.
+    #[serde(default)]
+    pub maker_fee_bps: u32,
+    /// Fee for the incoming side of a trade, in basis points of what it receives.
+    #[serde(default)]
+    pub taker_fee_bps: u32,
 }
+
+/// Highest fee accepted, in basis points (10%).
+pub const MAX_FEE_BPS: u32 = 1_000;
+
+/// Finest asset unit supported: 18 digits after the decimal point.
+pub const MAX_ASSET_SCALE: u32 = 18;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,8 +75,13 @@ pub struct SymbolSpec {
     pub max_qty: Decimal,
     pub max_price: Decimal,
     pub min_notional: Decimal,
+    pub maker_fee_bps: u32,
+    pub taker_fee_bps: u32,
     #[serde(skip)]
     pub limits: Limits,
+    /// Assets, unit conversions and fees in integers (filled in by the table).
+    #[serde(skip)]
+    pub funding: Funding,
 }
 
 /// A symbol that is not in the table.
@@ -118,6 +136,14 @@ impl SymbolSpec {
         if min_qty > max_qty {
             return Err(bad("min_qty must not exceed max_qty".into()));
         }
+        for (field, bps) in [
+            ("maker_fee_bps", c.maker_fee_bps),
+            ("taker_fee_bps", c.taker_fee_bps),
+        ] {
+            if bps > MAX_FEE_BPS {
+                return Err(bad(format!("{field} must be at most {MAX_FEE_BPS}")));
+            }
+        }
         let unit = c.tick_size * c.lot_size;
         let min_notional = if c.min_notional.is_zero() {
             Notional(0)
@@ -144,6 +170,9 @@ impl SymbolSpec {
             max_qty: c.max_qty.normalize(),
             max_price: c.max_price.normalize(),
             min_notional: c.min_notional.normalize(),
+            maker_fee_bps: c.maker_fee_bps,
+            taker_fee_bps: c.taker_fee_bps,
+            funding: Funding::default(),
         })
     }
 
@@ -213,6 +242,7 @@ impl SymbolSpec {
 pub struct SymbolTable {
     symbols: Vec<SymbolSpec>,
     by_name: HashMap<String, SymbolId>,
+    assets: Assets,
 }
 
 impl SymbolTable {
@@ -240,7 +270,17 @@ impl SymbolTable {
             }
             symbols.push(SymbolSpec::from_config(id, c)?);
         }
-        Ok(Self { symbols, by_name })
+        let assets = fund(&mut symbols)?;
+        Ok(Self {
+            symbols,
+            by_name,
+            assets,
+        })
+    }
+
+    /// Every asset the symbols trade.
+    pub fn assets(&self) -> &Assets {
+        &self.assets
     }
 
     /// The symbols shipped with the project (BTC-USD, ETH-USD, SOL-USD, ETH-BTC, ...).
@@ -275,6 +315,54 @@ impl SymbolTable {
     pub fn is_empty(&self) -> bool {
         self.symbols.is_empty()
     }
+}
+
+/// Derives the asset table (each asset's scale is the finest unit any symbol needs) and fills in
+/// every symbol's [`Funding`].
+fn fund(symbols: &mut [SymbolSpec]) -> Result<Assets, SymbolConfigError> {
+    let mut assets: Vec<Asset> = Vec::new();
+    let mut need = |name: &str, step: Decimal| {
+        let scale = step.normalize().scale();
+        match assets.iter_mut().find(|a| a.name == name) {
+            Some(a) => a.scale = a.scale.max(scale),
+            None => assets.push(Asset {
+                id: AssetId(assets.len() as u16),
+                name: name.to_owned(),
+                scale,
+            }),
+        }
+    };
+    for s in symbols.iter() {
+        need(&s.base, s.lot_size);
+        need(&s.quote, s.notional_unit());
+    }
+    if let Some(a) = assets.iter().find(|a| a.scale > MAX_ASSET_SCALE) {
+        return Err(SymbolConfigError::Invalid {
+            name: a.name.clone(),
+            reason: format!("needs more than {MAX_ASSET_SCALE} decimal places"),
+        });
+    }
+    for s in symbols.iter_mut() {
+        let asset = |name: &str| {
+            assets
+                .iter()
+                .find(|a| a.name == name)
+                .expect("collected above")
+        };
+        let (base, quote) = (asset(&s.base), asset(&s.quote));
+        let per = |step: Decimal, a: &Asset| {
+            num::to_steps(step, a.unit()).expect("an asset's unit divides every step it serves")
+        };
+        s.funding = Funding {
+            base: base.id,
+            quote: quote.id,
+            base_per_lot: per(s.lot_size, base),
+            quote_per_notional: per(s.notional_unit(), quote),
+            maker_fee_bps: s.maker_fee_bps,
+            taker_fee_bps: s.taker_fee_bps,
+        };
+    }
+    Ok(Assets::new(assets))
 }
 
 mod decimal_str {
@@ -358,7 +446,27 @@ mod tests {
             max_qty: d("100"),
             max_price: d("1000"),
             min_notional: d("0"),
+            maker_fee_bps: 0,
+            taker_fee_bps: 0,
         }
+    }
+
+    #[test]
+    fn assets_take_the_finest_unit_any_symbol_needs() {
+        let t = SymbolTable::default_symbols();
+        let scale = |n: &str| t.assets().by_name(n).unwrap().scale;
+        // USD: BTC-USD's 0.01 × 0.00001; BTC: ETH-BTC's 0.00001 × 0.001; ETH: ETH-USD's lot.
+        assert_eq!(
+            (scale("BTC"), scale("USD"), scale("ETH"), scale("SOL")),
+            (8, 7, 4, 2)
+        );
+        let btc = t.by_name("BTC-USD").unwrap().funding;
+        assert_eq!((btc.base_per_lot, btc.quote_per_notional), (1_000, 1));
+        let eth_btc = t.by_name("ETH-BTC").unwrap().funding;
+        assert_eq!((eth_btc.base_per_lot, eth_btc.quote_per_notional), (10, 1));
+        let mut c = config("AAA-BBB");
+        c.taker_fee_bps = MAX_FEE_BPS + 1;
+        assert!(SymbolTable::from_configs(vec![c]).is_err());
     }
 
     #[test]

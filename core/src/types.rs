@@ -17,6 +17,11 @@ pub struct SymbolId(pub u16);
 #[serde(transparent)]
 pub struct AccountId(pub u64);
 
+impl AccountId {
+    /// The exchange's own account, credited with every fee. Never given to a trader.
+    pub const FEES: AccountId = AccountId(0);
+}
+
 /// Bits of an [`OrderId`] or [`TradeId`] below the symbol.
 const LOCAL_BITS: u32 = 48;
 const LOCAL_MASK: u64 = (1 << LOCAL_BITS) - 1;

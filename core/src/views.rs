@@ -5,6 +5,7 @@
 
 use crate::command::OrderType;
 use crate::event::OrderStatus;
+use crate::funds::AssetId;
 use crate::num::{Notional, Price, Qty};
 use crate::types::{
     AccountId, ClientOrderId, OrderId, Side, StpMode, SymbolId, Timestamp, TradeId,
@@ -152,6 +153,50 @@ impl StatusFilter {
             ),
         }
     }
+}
+
+/// The running change of one account's asset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta {
+    pub available: i128,
+    pub reserved: i128,
+}
+
+impl Delta {
+    /// Available plus reserved.
+    pub fn total(&self) -> i128 {
+        self.available + self.reserved
+    }
+}
+
+/// One side of a trade, as its account sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fill {
+    pub ts: Timestamp,
+    pub symbol: SymbolId,
+    pub trade_id: TradeId,
+    pub order_id: OrderId,
+    pub side: Side,
+    pub price: Price,
+    pub qty: Qty,
+    /// Paid out of the order's hold (quote for a buy, base for a sell), in units.
+    pub paid: u128,
+    /// Received before the fee (base for a buy, quote for a sell), in units.
+    pub received: u128,
+    /// Charged in the received asset, in units.
+    pub fee: u128,
+    pub maker: bool,
+}
+
+/// An account's fills and balance changes on one shard, read together.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountFunds {
+    /// Per asset, the shard's change to the account's balance.
+    pub deltas: Vec<(AssetId, Delta)>,
+    /// Newest first.
+    pub fills: Vec<Fill>,
+    /// Fills at or before this time may be missing (older ones were dropped).
+    pub complete_after: Option<Timestamp>,
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,7 +31,7 @@ use tokio::sync::{Notify, oneshot};
 
 /// Largest record accepted when reading a journal (a command is a few dozen bytes).
 const MAX_RECORD: u32 = 64 * 1024;
-const HEADER: usize = 8;
+use crate::frame::{self, HEADER, encode};
 
 /// How the journal writes.
 #[derive(Clone, Copy, Debug)]
@@ -116,82 +116,19 @@ pub struct Journal {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-fn encode(record: &LogRecord, buf: &mut Vec<u8>) {
-    let payload = postcard::to_stdvec(record).expect("log records always serialise");
-    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    buf.extend_from_slice(&payload);
-}
-
 fn decode(payload: &[u8], crc: u32, offset: u64) -> Result<LogRecord, LogError> {
-    if crc32fast::hash(payload) != crc {
-        return Err(LogError::Corrupt {
-            offset,
-            reason: "checksum mismatch".into(),
-        });
-    }
-    postcard::from_bytes(payload).map_err(|e| LogError::Corrupt {
-        offset,
-        reason: e.to_string(),
-    })
+    frame::decode(payload, crc).map_err(|reason| LogError::Corrupt { offset, reason })
 }
 
 /// Scans a journal, returning the positions of the intact records and where they end, and why
 /// reading stopped early if it did.
 fn scan(file: &File, first: u64) -> std::io::Result<(VecDeque<u64>, u64, Option<String>)> {
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let reader = BufReader::with_capacity(1 << 20, file);
     let mut positions = VecDeque::new();
-    let mut pos = 0u64;
-    let mut header = [0u8; HEADER];
-    let mut payload = Vec::new();
-    loop {
-        let offset = first + positions.len() as u64;
-        match read_full(&mut reader, &mut header)? {
-            0 => return Ok((positions, pos, None)),
-            n if n < HEADER => {
-                return Ok((
-                    positions,
-                    pos,
-                    Some(format!("record {offset} has a torn header")),
-                ));
-            }
-            _ => {}
-        }
-        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
-        let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
-        if len == 0 || len > MAX_RECORD {
-            return Ok((
-                positions,
-                pos,
-                Some(format!("record {offset} has an impossible length {len}")),
-            ));
-        }
-        payload.resize(len as usize, 0);
-        if read_full(&mut reader, &mut payload)? < len as usize {
-            return Ok((
-                positions,
-                pos,
-                Some(format!("record {offset} is cut short")),
-            ));
-        }
-        if let Err(e) = decode(&payload, crc, offset) {
-            return Ok((positions, pos, Some(e.to_string())));
-        }
-        positions.push_back(pos);
-        pos += (HEADER + len as usize) as u64;
-    }
-}
-
-/// Reads until `buf` is full or the file ends; returns how much was read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..])? {
-            0 => break,
-            n => got += n,
-        }
-    }
-    Ok(got)
+    let (end, stopped) = frame::read_frames::<LogRecord>(reader, MAX_RECORD, first, |pos, _| {
+        positions.push_back(pos)
+    })?;
+    Ok((positions, end, stopped))
 }
 
 impl Journal {

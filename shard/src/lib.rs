@@ -13,11 +13,15 @@
 //! - [`log`]: the `CommandLog` trait and `LogRecord`.
 //! - [`journal`]: the embedded log: an append-only file with CRC-framed records and group commit.
 //! - [`state`]: `ShardState::apply`, pure and deterministic; snapshot and restore.
+//! - [`frame`]: CRC-framed records for append-only files.
+//! - [`funds`]: the shard's change to every balance, order holds and fills.
 //! - [`orders`], [`market`]: the order store and per-symbol market data, built from events.
 //! - [`snapshot`]: snapshot files.
 //! - [`sink`]: the `EventSink` trait.
 //! - [`runtime`]: the async loop: recover, apply, publish, snapshot.
 
+pub mod frame;
+pub mod funds;
 pub mod journal;
 pub mod log;
 pub mod market;
@@ -27,10 +31,11 @@ pub mod sink;
 pub mod snapshot;
 pub mod state;
 
+pub use funds::{FundsState, Move};
 pub use journal::{Journal, JournalConfig, OpenReport};
 pub use log::{CommandLog, Entry, LogError, LogRecord};
 pub use orders::OrderStore;
 pub use runtime::{Recovery, Shard, ShardConfig, ShardError};
 pub use sink::EventSink;
 pub use snapshot::SnapshotStore;
-pub use state::{CommandResult, Outcome, ShardState, StateCopy, StateError};
+pub use state::{CommandResult, FILLS_PER_ACCOUNT, Outcome, ShardState, StateCopy, StateError};

@@ -6,7 +6,7 @@
 //! the append returns, and a replay derives exactly the same ids.
 
 use async_trait::async_trait;
-use exchange_core::{Command, OrderId, Timestamp};
+use exchange_core::{Command, Hold, OrderId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// One entry of a shard's command log.
@@ -15,6 +15,10 @@ pub struct LogRecord {
     /// When the gateway accepted the command; the engine uses it as the command's time.
     pub ts: Timestamp,
     pub cmd: Command,
+    /// What the gateway reserved for the command in the account's live balance: a place's
+    /// whole hold, an amendment's top-up; nothing for a cancel. The shard takes it over or
+    /// gives it back.
+    pub hold: Hold,
 }
 
 impl LogRecord {

@@ -3,13 +3,18 @@
 //! Pure like the engine: no I/O and no clock. Applying the same log records gives the same
 //! outcomes, and a snapshot restores a state that behaves identically.
 
+use crate::funds::{self, FundsState, Move};
 use crate::log::LogRecord;
 use crate::market::MarketState;
 use crate::orders::{OrderStore, OrderStoreSnapshot};
 use exchange_core::{
-    Command, CommandKind, DepthView, Engine, Event, EventKind, OrderId, OrderRecord, OrderStatus,
-    ShardId, SymbolId, SymbolTable, TickerView, Timestamp, shard_for,
+    Command, CommandKind, DepthView, Engine, Event, EventKind, Funding, OrderId, OrderRecord,
+    OrderRef, OrderStatus, RejectReason, ShardId, SymbolId, SymbolTable, TickerView, Timestamp,
+    shard_for,
 };
+
+/// Fills kept per account per shard for `GET /account/trades` and the ledger.
+pub const FILLS_PER_ACCOUNT: usize = 1_000;
 use serde::{Deserialize, Serialize};
 
 /// What applying one log record came to.
@@ -18,6 +23,8 @@ pub struct Outcome {
     pub offset: u64,
     pub ts: Timestamp,
     pub result: CommandResult,
+    /// The balance changes to apply to the live balances, in order.
+    pub moves: Vec<Move>,
 }
 
 /// The result of one command.
@@ -32,6 +39,9 @@ pub enum CommandResult {
     /// A place whose client order id the account already used: nothing was placed; this is the
     /// first order, as it stands now.
     Duplicate { order: OrderRecord },
+    /// Refused before the engine saw it (an amendment the funds set aside cannot cover, a
+    /// place whose hold does not match the order): nothing changed.
+    Refused { reason: RejectReason },
 }
 
 /// Why a snapshot could not be restored.
@@ -58,6 +68,7 @@ struct StateSnapshot {
     engine: Vec<u8>,
     orders: OrderStoreSnapshot,
     market: MarketState,
+    funds: FundsState,
 }
 
 /// A shard's state copied for a snapshot (see [`ShardState::copy_for_snapshot`]).
@@ -68,6 +79,7 @@ pub struct StateCopy {
     engine: Engine,
     orders: OrderStoreSnapshot,
     market: MarketState,
+    funds: FundsState,
 }
 
 impl StateCopy {
@@ -85,6 +97,7 @@ impl StateCopy {
             engine: self.engine.snapshot(),
             orders: self.orders.sorted(),
             market: self.market,
+            funds: self.funds,
         };
         postcard::to_stdvec(&snap).expect("shard snapshots always serialise")
     }
@@ -98,6 +111,8 @@ pub struct ShardState {
     engine: Engine,
     orders: OrderStore,
     market: MarketState,
+    funds: FundsState,
+    funding: Vec<Funding>,
     applied: u64,
 }
 
@@ -111,6 +126,8 @@ impl ShardState {
             market: MarketState::new(symbols.len()),
             engine,
             orders: OrderStore::new(retain_finished),
+            funds: FundsState::new(FILLS_PER_ACCOUNT),
+            funding: symbols.iter().map(|s| s.funding).collect(),
             applied: 0,
         }
     }
@@ -130,6 +147,46 @@ impl ShardState {
         &self.orders
     }
 
+    /// The shard's balance changes, holds and fills, for queries.
+    pub fn funds(&self) -> &FundsState {
+        &self.funds
+    }
+
+    /// Whether a place's hold covers the order, or an amendment's top-up its new size.
+    fn funded(&self, rec: &LogRecord) -> bool {
+        match &rec.cmd {
+            Command::Place(o) => self
+                .funding
+                .get(o.symbol.0 as usize)
+                .and_then(|f| f.order_hold(o).ok())
+                .is_some_and(|h| h.asset == rec.hold.asset && h.amount <= rec.hold.amount),
+            Command::Amend(a) => {
+                let target = match a.target {
+                    OrderRef::Id(id) => self.orders.get(id),
+                    OrderRef::Client(c) => self.orders.by_client_id(a.account, &c),
+                };
+                // An amendment of an order that is not live is the engine's to reject.
+                let Some(o) = target.filter(|o| !o.status.is_final() && o.account == a.account)
+                else {
+                    return true;
+                };
+                let (Some(f), Some(held)) =
+                    (self.funding.get(o.symbol.0 as usize), self.funds.hold(o.id))
+                else {
+                    return true;
+                };
+                let qty = a.new_qty.unwrap_or(o.qty);
+                let needed = f.limit_hold(
+                    o.side,
+                    a.new_price.unwrap_or(o.price),
+                    exchange_core::Qty(qty.0.saturating_sub(o.filled.0)),
+                );
+                held.amount + rec.hold.amount >= needed.amount
+            }
+            Command::Cancel(_) | Command::CancelAll(_) => true,
+        }
+    }
+
     /// Applies the record at `offset`. Records at or below the last applied offset were applied
     /// already and are skipped (`None`), so a replay that overlaps a snapshot changes nothing.
     pub fn apply(&mut self, offset: u64, rec: &LogRecord) -> Option<Outcome> {
@@ -137,34 +194,73 @@ impl ShardState {
             return None;
         }
         self.applied = offset;
-        let outcome = |result| {
-            Some(Outcome {
-                offset,
-                ts: rec.ts,
-                result,
-            })
+        let account = rec.cmd.account();
+        let give_back = |moves: &mut Vec<Move>| {
+            if rec.hold.amount > 0 {
+                moves.push(funds::release(
+                    account,
+                    rec.hold.asset,
+                    rec.hold.amount as i128,
+                ));
+            }
         };
+        let mut moves = Vec::new();
         if let Command::Place(o) = &rec.cmd
             && let Some(c) = o.client_order_id
             && let Some(first) = self.orders.by_client_id(o.account, &c)
         {
             metrics::counter!("exchange_orders_total", "outcome" => "duplicate").increment(1);
-            return outcome(CommandResult::Duplicate { order: *first });
+            give_back(&mut moves);
+            return Some(Outcome {
+                offset,
+                ts: rec.ts,
+                result: CommandResult::Duplicate { order: *first },
+                moves,
+            });
+        }
+        if !self.funded(rec) {
+            metrics::counter!("exchange_orders_total", "outcome" => "unfunded").increment(1);
+            give_back(&mut moves);
+            return Some(Outcome {
+                offset,
+                ts: rec.ts,
+                result: CommandResult::Refused {
+                    reason: RejectReason::InsufficientBalance,
+                },
+                moves,
+            });
         }
         let mut events = Vec::new();
         self.engine.apply(rec.ts, &rec.cmd, &mut events);
         let mut touched: Vec<OrderId> = Vec::new();
         for e in &events {
+            let funding = self
+                .funding
+                .get(e.symbol.0 as usize)
+                .copied()
+                .unwrap_or_default();
             match e.kind {
                 EventKind::Accepted {
                     command: CommandKind::Place,
+                    order_id,
                     ..
                 } => {
                     if let Command::Place(o) = &rec.cmd {
                         self.orders.placed(rec.ts, o);
+                        self.funds.placed(order_id, account, rec.hold);
                     }
                 }
-                EventKind::Trade(_) => self.market.apply_event(e),
+                EventKind::Accepted {
+                    command: CommandKind::Amend,
+                    order_id,
+                    ..
+                } => self.funds.topped_up(order_id, account, rec.hold.amount),
+                EventKind::Rejected { .. } => give_back(&mut moves),
+                EventKind::Trade(t) => {
+                    self.market.apply_event(e);
+                    self.funds.traded(&funding, e.ts, e.symbol, &t, &mut moves);
+                }
+                EventKind::Order(u) => self.funds.updated(&funding, &u, &mut moves),
                 _ => {}
             }
             self.orders.apply_event(e);
@@ -184,7 +280,12 @@ impl ShardState {
             .filter_map(|id| self.orders.get(*id).copied())
             .collect();
         self.orders.evict();
-        outcome(CommandResult::Applied { events, orders })
+        Some(Outcome {
+            offset,
+            ts: rec.ts,
+            result: CommandResult::Applied { events, orders },
+            moves,
+        })
     }
 
     /// A symbol's ticker as of `now` (for the 24-hour window).
@@ -239,6 +340,7 @@ impl ShardState {
             engine: self.engine.clone(),
             orders: self.orders.snapshot(),
             market: self.market.clone(),
+            funds: self.funds.clone(),
         }
     }
 
@@ -270,6 +372,8 @@ impl ShardState {
             engine,
             orders: OrderStore::restore(snap.orders, retain_finished),
             market,
+            funds: snap.funds,
+            funding: symbols.iter().map(|s| s.funding).collect(),
             applied: snap.applied,
         })
     }

@@ -23,6 +23,7 @@ fn place(symbol: u16, account: u64) -> LogRecord {
             },
             stp: StpMode::None,
         }),
+        hold: Hold::default(),
     }
 }
 

@@ -31,22 +31,30 @@ fn place(i: u64, client: Option<&str>) -> LogRecord {
     } else {
         Side::Sell
     };
+    let order = NewOrder {
+        symbol: SymbolId(0),
+        order_id: OrderId(0),
+        account: AccountId(1 + i % 5),
+        client_order_id: client.map(|c| ClientOrderId::new(c).unwrap()),
+        side,
+        order_type: OrderType::Limit {
+            price: Price(6_500_000 + (i * 37) % 200 - 100),
+            qty: Qty(1_000 + (i * 13) % 5_000),
+            tif: TimeInForce::Gtc,
+            post_only: false,
+        },
+        stp: StpMode::None,
+    };
+    let hold = SymbolTable::default_symbols()
+        .get(SymbolId(0))
+        .unwrap()
+        .funding
+        .order_hold(&order)
+        .unwrap();
     LogRecord {
         ts: Timestamp(1_700_000_000_000_000_000 + i * 1_000_000),
-        cmd: Command::Place(NewOrder {
-            symbol: SymbolId(0),
-            order_id: OrderId(0),
-            account: AccountId(i % 5),
-            client_order_id: client.map(|c| ClientOrderId::new(c).unwrap()),
-            side,
-            order_type: OrderType::Limit {
-                price: Price(6_500_000 + (i * 37) % 200 - 100),
-                qty: Qty(1_000 + (i * 13) % 5_000),
-                tif: TimeInForce::Gtc,
-                post_only: false,
-            },
-            stp: StpMode::None,
-        }),
+        cmd: Command::Place(order),
+        hold,
     }
 }
 
@@ -164,5 +172,36 @@ async fn recovery_from_snapshot_and_journal_reproduces_the_state() {
         reference.snapshot(),
         "recovered state equals the straight run"
     );
+    assert_funds_balance(&state);
     drop(journal);
+}
+
+/// Within one shard, every asset's changes sum to zero across accounts (fills move funds
+/// between the sides and the fee account) and each account's reserved change is exactly what
+/// its open orders hold.
+fn assert_funds_balance(state: &ShardState) {
+    use std::collections::HashMap;
+    let mut per_asset: HashMap<AssetId, i128> = HashMap::new();
+    let mut reserved: HashMap<(AccountId, AssetId), i128> = HashMap::new();
+    for (account, asset, d) in state.funds().deltas() {
+        *per_asset.entry(asset).or_default() += d.total();
+        if d.reserved != 0 {
+            reserved.insert((account, asset), d.reserved);
+        }
+    }
+    assert!(per_asset.values().all(|v| *v == 0), "{per_asset:?}");
+    let mut held: HashMap<(AccountId, AssetId), i128> = HashMap::new();
+    for (id, h) in state.funds().holds() {
+        let account = state.orders().get(id).unwrap().account;
+        *held.entry((account, h.asset)).or_default() += h.amount as i128;
+    }
+    held.retain(|_, v| *v != 0);
+    assert_eq!(reserved, held);
+    assert!(
+        state
+            .funds()
+            .deltas()
+            .any(|(a, _, d)| a == AccountId::FEES && d.available > 0),
+        "fees were charged"
+    );
 }

@@ -1,0 +1,80 @@
+//! Record framing for append-only files: `len: u32 LE | crc32(payload): u32 LE | payload`, the
+//! payload being postcard. Used by the shard journal and by the embedded accounts log.
+//!
+//! A reader stops at the first record that is torn (cut short) or corrupt (bad length, checksum
+//! or encoding) and reports why; everything before it is intact.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::io::Read;
+
+/// Bytes before each payload.
+pub const HEADER: usize = 8;
+
+/// Appends one framed record to `buf`.
+pub fn encode<T: Serialize>(record: &T, buf: &mut Vec<u8>) {
+    let payload = postcard::to_stdvec(record).expect("records always serialise");
+    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    buf.extend_from_slice(&payload);
+}
+
+/// Checks a payload against its checksum and decodes it.
+pub fn decode<T: DeserializeOwned>(payload: &[u8], crc: u32) -> Result<T, String> {
+    if crc32fast::hash(payload) != crc {
+        return Err("checksum mismatch".into());
+    }
+    postcard::from_bytes(payload).map_err(|e| e.to_string())
+}
+
+/// Reads records until the end or the first bad one, calling `each(position, record)` for every
+/// intact record. Returns where the intact records end and, if reading stopped early, why
+/// (records are numbered from `first` in the message).
+pub fn read_frames<T: DeserializeOwned>(
+    mut reader: impl Read,
+    max_len: u32,
+    first: u64,
+    mut each: impl FnMut(u64, T),
+) -> std::io::Result<(u64, Option<String>)> {
+    let mut pos = 0u64;
+    let mut header = [0u8; HEADER];
+    let mut payload = Vec::new();
+    let mut n = first;
+    loop {
+        match read_full(&mut reader, &mut header)? {
+            0 => return Ok((pos, None)),
+            got if got < HEADER => return Ok((pos, Some(format!("record {n} has a torn header")))),
+            _ => {}
+        }
+        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
+        let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+        if len == 0 || len > max_len {
+            return Ok((
+                pos,
+                Some(format!("record {n} has an impossible length {len}")),
+            ));
+        }
+        payload.resize(len as usize, 0);
+        if read_full(&mut reader, &mut payload)? < len as usize {
+            return Ok((pos, Some(format!("record {n} is cut short"))));
+        }
+        match decode(&payload, crc) {
+            Ok(record) => each(pos, record),
+            Err(e) => return Ok((pos, Some(format!("record {n} is corrupt: {e}")))),
+        }
+        pos += (HEADER + len as usize) as u64;
+        n += 1;
+    }
+}
+
+/// Reads until `buf` is full or the input ends; returns how much was read.
+pub fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
+}
