@@ -1,12 +1,11 @@
 //! The binary's one typed configuration: flags, each with an `EXCHANGE_*` environment variable.
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Args, Parser};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// `exchange`: runs the whole exchange in one process on the embedded default.
-#[derive(Clone, Debug, Parser)]
-#[command(version, about)]
+#[derive(Clone, Debug, Args)]
 pub struct Config {
     /// Address the REST API listens on (port 0 picks a free port).
     #[arg(long, env = "EXCHANGE_LISTEN", default_value = "127.0.0.1:8080")]
@@ -50,18 +49,136 @@ pub struct Config {
     #[arg(long, env = "EXCHANGE_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     pub request_timeout_ms: u64,
 
+    /// Master key (64 hex digits) from which API key secrets are derived; by default
+    /// `master.key` in the data directory, created on first start.
+    #[arg(long, env = "EXCHANGE_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+
+    /// Requests per second allowed from one client IP (0: no limit).
+    #[arg(long, env = "EXCHANGE_RATE_LIMIT_IP", default_value_t = 50_000)]
+    pub rate_limit_ip: u32,
+
+    /// Burst allowed from one client IP.
+    #[arg(long, env = "EXCHANGE_RATE_LIMIT_IP_BURST", default_value_t = 100_000)]
+    pub rate_limit_ip_burst: u32,
+
+    /// Requests per second allowed for one API key (0: no limit).
+    #[arg(long, env = "EXCHANGE_RATE_LIMIT_KEY", default_value_t = 5_000)]
+    pub rate_limit_key: u32,
+
+    /// Burst allowed for one API key.
+    #[arg(long, env = "EXCHANGE_RATE_LIMIT_KEY_BURST", default_value_t = 10_000)]
+    pub rate_limit_key_burst: u32,
+
     /// Log filter, for example `info` or `exchange=debug,tower_http=debug`.
     #[arg(long, env = "EXCHANGE_LOG", default_value = "info")]
     pub log: String,
 }
 
 impl Config {
+    /// The gateway's rate limits.
+    pub fn rate_limits(&self) -> exchange_gateway::RateLimits {
+        use exchange_gateway::auth::Rate;
+        exchange_gateway::RateLimits {
+            per_ip: Rate {
+                per_second: self.rate_limit_ip,
+                burst: self.rate_limit_ip_burst,
+            },
+            per_key: Rate {
+                per_second: self.rate_limit_key,
+                burst: self.rate_limit_key_burst,
+            },
+        }
+    }
+
     /// The defaults, with data under `data_dir` and a port picked by the OS (for tests).
     pub fn for_tests(data_dir: PathBuf) -> Self {
-        let mut c = Self::parse_from(["exchange"]);
+        let mut c = Cli::parse_from(["exchange"]).config;
         c.listen = "127.0.0.1:0".parse().expect("a valid address");
         c.data_dir = data_dir;
         c.log = "warn".into();
         c
     }
+}
+
+/// The command line: the configuration, and what to run.
+#[derive(Clone, Debug, Parser)]
+#[command(
+    version,
+    about = "The exchange: with no command, every role in one process on the embedded default."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to run.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum Command {
+    /// Administer a running exchange over its admin API, signing with the admin key the
+    /// exchange wrote to its data directory on first start.
+    Admin(AdminArgs),
+}
+
+/// `exchange admin ...`.
+#[derive(Clone, Debug, Args)]
+pub struct AdminArgs {
+    /// The exchange's URL (default: http:// and the listen address).
+    #[arg(long, env = "EXCHANGE_URL")]
+    pub url: Option<String>,
+    /// The admin key file (default: admin-key.json in the data directory).
+    #[arg(long, env = "EXCHANGE_ADMIN_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub action: AdminAction,
+}
+
+/// One admin action.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum AdminAction {
+    /// Create an account; prints its id.
+    CreateAccount,
+    /// Create an API key for an account; prints the key id and secret (shown once).
+    CreateKey {
+        #[arg(long)]
+        account: u64,
+        /// Comma-separated: read, trade, admin.
+        #[arg(long, default_value = "read,trade")]
+        permissions: String,
+    },
+    /// Disable an API key.
+    DisableKey {
+        #[arg(long)]
+        key_id: String,
+    },
+    /// Credit a deposit (applied once per id).
+    Deposit {
+        #[arg(long)]
+        account: u64,
+        #[arg(long)]
+        asset: String,
+        #[arg(long)]
+        amount: String,
+        /// Your id for the deposit, so a retry is applied once.
+        #[arg(long)]
+        id: String,
+    },
+    /// Debit a withdrawal (applied once per id).
+    Withdraw {
+        #[arg(long)]
+        account: u64,
+        #[arg(long)]
+        asset: String,
+        #[arg(long)]
+        amount: String,
+        #[arg(long)]
+        id: String,
+    },
+    /// Show an account's balances.
+    Balances {
+        #[arg(long)]
+        account: u64,
+    },
 }

@@ -5,10 +5,11 @@
 //! through [`Pending`], keyed by (shard, offset). The submitting work runs in its own task, so a
 //! client that hangs up cannot leave an outcome nobody collects.
 
+use crate::accounts::EmbeddedAccounts;
 use async_trait::async_trait;
 use exchange_core::{
-    AccountId, ClientOrderId, Command, DepthView, OrderId, OrderRecord, ShardId, StatusFilter,
-    SymbolId, SymbolTable, TickerView, Timestamp, TradeRecord, shard_for,
+    AccountFunds, AccountId, ClientOrderId, Command, DepthView, Hold, OrderId, OrderRecord,
+    ShardId, StatusFilter, SymbolId, SymbolTable, TickerView, Timestamp, TradeRecord, shard_for,
 };
 use exchange_gateway::{Exchange, ExchangeError, ShardHealth, Submitted};
 use exchange_shard::{CommandLog, CommandResult, EventSink, LogRecord, Outcome, ShardState};
@@ -80,13 +81,19 @@ impl Pending {
     }
 }
 
-/// The sink the embedded shards publish to.
-pub struct PendingSink(pub Arc<Pending>);
+/// The sink the embedded shards publish to: each outcome's balance moves go to the live
+/// balances, then the outcome to its waiting request (so a client that reads its balance after
+/// the answer sees the effect).
+pub struct PendingSink {
+    pub pending: Arc<Pending>,
+    pub accounts: Arc<EmbeddedAccounts>,
+}
 
 impl EventSink for PendingSink {
     fn publish(&self, shard: ShardId, outcomes: Vec<Outcome>) {
         for o in outcomes {
-            self.0.complete(shard, o);
+            self.accounts.apply_moves(&o.moves);
+            self.pending.complete(shard, o);
         }
     }
 }
@@ -134,6 +141,7 @@ impl Embedded {
         &self,
         shard: &ShardHandle,
         cmd: Command,
+        hold: Hold,
         ts: Timestamp,
     ) -> JoinHandle<Result<Outcome, ExchangeError>> {
         let (id, log, pending, timeout) = (
@@ -144,9 +152,9 @@ impl Embedded {
         );
         tokio::spawn(async move {
             let appended = log
-                .append(vec![LogRecord { ts, cmd }])
+                .append(vec![LogRecord { ts, cmd, hold }])
                 .await
-                .map_err(|e| ExchangeError::Unavailable(e.to_string()))?;
+                .map_err(|e| ExchangeError::NotLogged(e.to_string()))?;
             let offset = appended
                 .first()
                 .map(|e| e.0)
@@ -173,6 +181,7 @@ fn merge(into: &mut Submitted, outcome: Outcome) {
             into.duplicate = true;
             into.orders.push(order);
         }
+        CommandResult::Refused { reason } => into.refused = Some(reason),
     }
 }
 
@@ -182,16 +191,21 @@ impl Exchange for Embedded {
         &self.symbols
     }
 
-    async fn submit(&self, cmd: Command, ts: Timestamp) -> Result<Submitted, ExchangeError> {
+    async fn submit(
+        &self,
+        cmd: Command,
+        hold: Hold,
+        ts: Timestamp,
+    ) -> Result<Submitted, ExchangeError> {
         let mut submitted = Submitted::default();
         match cmd.symbol() {
             Some(symbol) => {
                 let shard = self.shard_of(symbol).ok_or_else(|| {
-                    ExchangeError::Unavailable(format!("no shard for symbol {}", symbol.0))
+                    ExchangeError::NotLogged(format!("no shard for symbol {}", symbol.0))
                 })?;
                 merge(
                     &mut submitted,
-                    joined(self.spawn_submit(shard, cmd, ts)).await?,
+                    joined(self.spawn_submit(shard, cmd, hold, ts)).await?,
                 );
             }
             None => {
@@ -199,7 +213,7 @@ impl Exchange for Embedded {
                 let tasks: Vec<_> = self
                     .shards
                     .iter()
-                    .map(|s| self.spawn_submit(s, cmd, ts))
+                    .map(|s| self.spawn_submit(s, cmd, Hold::default(), ts))
                     .collect();
                 for task in tasks {
                     merge(&mut submitted, joined(task).await?);
@@ -274,6 +288,22 @@ impl Exchange for Embedded {
         self.shard_of(symbol)?.state.read().trades(symbol, limit)
     }
 
+    async fn account_funds(
+        &self,
+        account: AccountId,
+        symbol: Option<SymbolId>,
+        limit: usize,
+    ) -> Vec<AccountFunds> {
+        let shards: Vec<&ShardHandle> = match symbol {
+            Some(s) => self.shard_of(s).into_iter().collect(),
+            None => self.shards.iter().collect(),
+        };
+        shards
+            .iter()
+            .map(|s| s.state.read().funds().account(account, symbol, limit))
+            .collect()
+    }
+
     async fn health(&self) -> Vec<ShardHealth> {
         self.shards
             .iter()
@@ -307,6 +337,7 @@ mod tests {
                 events: Vec::new(),
                 orders: Vec::new(),
             },
+            moves: Vec::new(),
         }
     }
 

@@ -7,14 +7,19 @@
 //! # Layout
 //! - [`config`]: the typed configuration (flags and `EXCHANGE_*` variables).
 //! - [`embedded`]: the gateway's `Exchange` over in-process shards.
+//! - [`accounts`]: the embedded accounts store: keys, transfers, live balances.
+//! - [`admin`]: the admin key file and the `exchange admin` client.
 //! - [`telemetry`]: logging set up in one place.
 //! - [`start`]: brings everything up and returns a handle; shutting down stops accepting,
 //!   drains every shard's log, writes final snapshots and returns.
 
+pub mod accounts;
+pub mod admin;
 pub mod config;
 pub mod embedded;
 pub mod telemetry;
 
+use accounts::EmbeddedAccounts;
 use anyhow::{Context, bail};
 use config::Config;
 use embedded::{Embedded, Pending, PendingSink, ShardHandle};
@@ -32,6 +37,8 @@ use tokio::task::JoinHandle;
 pub struct Running {
     /// Where the REST API listens.
     pub addr: SocketAddr,
+    /// The accounts store (for invariant checks in tests).
+    pub accounts: Arc<EmbeddedAccounts>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -112,8 +119,14 @@ pub async fn start(
         }
     });
 
+    let master = accounts::master_key(&config.data_dir, config.master_key.as_deref())?;
+    let accounts = Arc::new(EmbeddedAccounts::open(&config.data_dir, master)?);
+    admin::bootstrap(&accounts, &config.data_dir).await?;
     let pending = Arc::new(Pending::default());
-    let sink = Arc::new(PendingSink(Arc::clone(&pending)));
+    let sink = Arc::new(PendingSink {
+        pending: Arc::clone(&pending),
+        accounts: Arc::clone(&accounts),
+    });
     let mut handles = Vec::new();
     let mut journals = Vec::new();
     let mut matchers = Vec::new();
@@ -152,6 +165,8 @@ pub async fn start(
         .await
         .with_context(|| format!("recovering {id}"))?;
         tracing::info!(shard = %id, records = report.records, snapshot_offset = recovery.snapshot_offset, replayed = recovery.replayed, "shard ready");
+        // The live balances are the transfers plus what every recovered shard changed.
+        accounts.add_shard(&shard.state().read());
         handles.push(ShardHandle {
             id,
             log,
@@ -168,7 +183,11 @@ pub async fn start(
         pending,
         timeout,
     ));
-    let router = app(AppState::new(exchange));
+    let router = app(AppState::new(
+        exchange,
+        accounts.clone(),
+        config.rate_limits(),
+    ));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -182,10 +201,13 @@ pub async fn start(
             }
             tracing::info!("shutting down: no new requests");
         };
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")?;
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")?;
         // Every request has been answered; close the logs so the matchers drain and stop.
         // (Closing waits for the journal's writer thread: off the async workers.)
         tokio::task::spawn_blocking(move || journals.iter().for_each(|j| j.close()))
@@ -203,6 +225,7 @@ pub async fn start(
     });
     Ok(Running {
         addr,
+        accounts,
         stop: Some(stop),
         task,
     })

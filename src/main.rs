@@ -6,11 +6,14 @@ use clap::Parser;
 /// mimalloc: the server allocates per request, and glibc malloc showed at ~12% of its time.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use exchange::config::Config;
+use exchange::config::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+    let Cli { config, command } = Cli::parse();
+    if let Some(Command::Admin(args)) = command {
+        return exchange::admin::run(&config, args).await;
+    }
     exchange::telemetry::init(&config.log);
     let running = exchange::start(config, shutdown_signal()).await?;
     // Tests and scripts read this line to find the port.

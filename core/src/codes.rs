@@ -72,8 +72,14 @@ codes! {
     Unauthenticated = 2001 => 401,
     /// The key may not do this, or the resource belongs to another account.
     Forbidden = 2002 => 403,
+    /// No such account.
+    UnknownAccount = 2003 => 404,
     /// The account's available balance cannot cover the order.
     InsufficientBalance = 2101 => 400,
+    /// The asset is not one the exchange lists.
+    UnknownAsset = 2102 => 400,
+    /// A deposit or withdrawal id was already used for a different transfer.
+    TransferConflict = 2103 => 409,
     /// Too many requests; retry after the time in `Retry-After`.
     RateLimited = 2201 => 429,
     /// No live order with this id (or client order id) for this account.

@@ -16,9 +16,6 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrderRequest {
-    /// The account placing the order: a positive integer, as a number or a string.
-    #[schema(value_type = Option<String>, example = "1")]
-    pub account: Option<serde_json::Value>,
     #[schema(example = "BTC-USD")]
     pub symbol: Option<String>,
     /// `BUY` or `SELL`.
@@ -55,8 +52,6 @@ pub struct PlaceOrderRequest {
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AmendOrderRequest {
-    #[schema(value_type = Option<String>, example = "1")]
-    pub account: Option<serde_json::Value>,
     /// The new limit price.
     #[schema(example = "64990.00")]
     pub price: Option<String>,
@@ -69,8 +64,6 @@ pub struct AmendOrderRequest {
 #[derive(Clone, Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OrdersQuery {
-    /// The account whose orders to list.
-    pub account: Option<String>,
     /// Only this symbol's orders.
     pub symbol: Option<String>,
     /// `OPEN`, `CLOSED`, `NEW`, `PARTIALLY_FILLED`, `FILLED` or `CANCELLED`.
@@ -79,20 +72,26 @@ pub struct OrdersQuery {
     pub limit: Option<String>,
 }
 
-/// Query naming the account a private request acts for.
+/// The signing parameters every private request carries (see `auth` and the README).
 #[derive(Clone, Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct AccountQuery {
-    /// The account the request acts for.
-    pub account: Option<String>,
+pub struct SignedQuery {
+    /// Milliseconds since the epoch when the request was signed.
+    #[serde(rename = "timestamp")]
+    pub timestamp: Option<String>,
+    /// How long after `timestamp` the request is valid, in ms (default 5000, at most 60000).
+    #[serde(rename = "recvWindow")]
+    #[param(rename = "recvWindow")]
+    pub recv_window: Option<String>,
+    /// Hex HMAC-SHA256 of `METHOD\nPATH\nQUERY\nBODY` (QUERY without `signature`) under the
+    /// key's secret; the key id goes in the `X-API-KEY` header.
+    pub signature: Option<String>,
 }
 
 /// Query of `DELETE /orders`.
 #[derive(Clone, Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CancelAllQuery {
-    /// The account whose orders to cancel.
-    pub account: Option<String>,
     /// Only this symbol's orders (default: every symbol).
     pub symbol: Option<String>,
 }
@@ -171,6 +170,10 @@ pub struct SymbolResponse {
     pub max_quantity: String,
     pub max_price: String,
     pub min_notional: String,
+    /// Fee of the resting side, in basis points of what it receives.
+    pub maker_fee_bps: u32,
+    /// Fee of the incoming side, in basis points of what it receives.
+    pub taker_fee_bps: u32,
 }
 
 /// A symbol's market summary.
@@ -356,6 +359,8 @@ pub fn symbol_response(s: &SymbolSpec) -> SymbolResponse {
         max_quantity: s.max_qty.to_string(),
         max_price: s.max_price.to_string(),
         min_notional: s.min_notional.to_string(),
+        maker_fee_bps: s.maker_fee_bps,
+        taker_fee_bps: s.taker_fee_bps,
     }
 }
 
@@ -426,4 +431,139 @@ pub fn trade_response(spec: &SymbolSpec, t: &TradeRecord) -> TradeResponse {
         taker_side: name::<Side>(&t.taker_side),
         time: millis(t.ts),
     }
+}
+
+/// One asset of an account's balance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BalanceResponse {
+    #[schema(example = "USD")]
+    pub asset: String,
+    /// Free to spend or withdraw.
+    #[schema(example = "1000.0000000")]
+    pub available: String,
+    /// Held by open orders.
+    #[schema(example = "0.0000000")]
+    pub reserved: String,
+    /// Available plus reserved.
+    pub total: String,
+}
+
+/// `GET /account`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AccountResponse {
+    pub account: String,
+    /// The permissions of the key that asked.
+    pub permissions: Vec<String>,
+    /// Every listed asset, zero balances included.
+    pub balances: Vec<BalanceResponse>,
+}
+
+/// Query of `GET /account/trades`.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AccountTradesQuery {
+    /// Only this symbol's fills.
+    pub symbol: Option<String>,
+    /// At most this many, newest first (default 100, at most 1000).
+    pub limit: Option<String>,
+}
+
+/// One of the account's fills (`GET /account/trades`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AccountTradeResponse {
+    pub trade_id: String,
+    pub order_id: String,
+    pub symbol: String,
+    pub side: String,
+    pub price: String,
+    pub quantity: String,
+    /// Price × quantity, in the quote asset.
+    pub quote_quantity: String,
+    /// The fee, charged in the asset received.
+    pub fee: String,
+    pub fee_asset: String,
+    /// `MAKER` or `TAKER`.
+    pub liquidity: String,
+    pub time: u64,
+}
+
+/// Query of `GET /account/ledger`.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LedgerQuery {
+    /// Only this asset's entries.
+    pub asset: Option<String>,
+    /// At most this many, newest first (default 100, at most 1000).
+    pub limit: Option<String>,
+}
+
+/// One balance movement (`GET /account/ledger`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LedgerEntryResponse {
+    /// Unique per movement: `deposit:{id}`, `withdrawal:{id}`, `trade:{trade_id}:{asset}`,
+    /// `fee:{trade_id}`.
+    pub id: String,
+    /// `DEPOSIT`, `WITHDRAWAL`, `TRADE` or `FEE`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub asset: String,
+    /// Signed change of the balance (available + reserved).
+    pub amount: String,
+    /// The balance (available + reserved) of the asset after this entry.
+    pub balance: String,
+    /// The trade id or the transfer id.
+    pub reference: String,
+    pub symbol: Option<String>,
+    pub time: u64,
+}
+
+/// `POST /admin/accounts/{account}/keys`.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    /// Any of `read`, `trade`, `admin` (default: read and trade).
+    pub permissions: Option<Vec<String>>,
+}
+
+/// A new API key; the secret is shown this once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct KeyResponse {
+    pub account: String,
+    pub key_id: String,
+    pub secret: String,
+    pub permissions: Vec<String>,
+}
+
+/// A new account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CreatedAccountResponse {
+    pub account: String,
+}
+
+/// `POST /admin/deposits` and `POST /admin/withdrawals`.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    /// Your id for the transfer, 1 to 64 characters: a retry with the same id is applied once.
+    #[schema(example = "dep-2026-0001")]
+    pub id: Option<String>,
+    #[schema(value_type = Option<String>, example = "2")]
+    pub account: Option<serde_json::Value>,
+    #[schema(example = "USD")]
+    pub asset: Option<String>,
+    #[schema(example = "1000.00")]
+    pub amount: Option<String>,
+}
+
+/// A deposit or withdrawal as recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TransferResponse {
+    pub id: String,
+    /// `DEPOSIT` or `WITHDRAWAL`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub account: String,
+    pub asset: String,
+    pub amount: String,
+    pub time: u64,
 }

@@ -5,6 +5,7 @@
 //! route, wrong method, body too large) are rewritten into the same shape by
 //! [`json_errors`], so a client never has to parse anything else.
 
+use crate::accounts::AccountsError;
 use crate::exchange::ExchangeError;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -109,11 +110,26 @@ impl IntoResponse for ApiError {
 impl From<ExchangeError> for ApiError {
     fn from(e: ExchangeError) -> Self {
         match e {
-            ExchangeError::Unavailable(_) => ApiError::new(ErrorCode::Unavailable, e.to_string()),
+            ExchangeError::Unavailable(_) | ExchangeError::NotLogged(_) => {
+                ApiError::new(ErrorCode::Unavailable, e.to_string())
+            }
             // The command is in the log and will be applied; only its answer is late.
             ExchangeError::Timeout => ApiError::new(ErrorCode::Unavailable, e.to_string())
                 .with_status(StatusCode::GATEWAY_TIMEOUT),
         }
+    }
+}
+
+impl From<AccountsError> for ApiError {
+    fn from(e: AccountsError) -> Self {
+        let code = match e {
+            AccountsError::UnknownAccount(_) => ErrorCode::UnknownAccount,
+            AccountsError::UnknownKey(_) => ErrorCode::NotFound,
+            AccountsError::Insufficient { .. } => ErrorCode::InsufficientBalance,
+            AccountsError::TransferConflict(_) => ErrorCode::TransferConflict,
+            AccountsError::Unavailable(_) => ErrorCode::Unavailable,
+        };
+        ApiError::new(code, e.to_string())
     }
 }
 

@@ -5,8 +5,8 @@
 
 use async_trait::async_trait;
 use exchange_core::{
-    AccountId, ClientOrderId, Command, DepthView, Event, OrderId, OrderRecord, ShardId,
-    StatusFilter, SymbolId, SymbolTable, TickerView, Timestamp, TradeRecord,
+    AccountFunds, AccountId, ClientOrderId, Command, DepthView, Event, Hold, OrderId, OrderRecord,
+    RejectReason, ShardId, StatusFilter, SymbolId, SymbolTable, TickerView, Timestamp, TradeRecord,
 };
 use std::sync::Arc;
 
@@ -20,6 +20,8 @@ pub struct Submitted {
     /// The client order id was used before: nothing was placed and `orders` holds the first
     /// order.
     pub duplicate: bool,
+    /// Refused by the shard before the engine saw it (an amendment the account cannot fund).
+    pub refused: Option<RejectReason>,
 }
 
 /// A shard's progress, for the health check.
@@ -35,6 +37,11 @@ pub struct ShardHealth {
 /// Why the exchange could not take a command.
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
+    /// The command was not logged: nothing happened, and what was reserved for it can be
+    /// given back.
+    #[error("the exchange is not taking commands: {0}")]
+    NotLogged(String),
+    /// The command was logged (or may have been), but its outcome is not known here.
     #[error("the exchange is not taking commands: {0}")]
     Unavailable(String),
     #[error("the command was logged, but its result did not arrive in time")]
@@ -47,9 +54,15 @@ pub trait Exchange: Send + Sync + 'static {
     /// The symbols it lists.
     fn symbols(&self) -> &Arc<SymbolTable>;
 
-    /// Logs the command on the shard that owns its symbol (every shard for a cancel-all on all
-    /// symbols), waits until it is applied and returns the outcome.
-    async fn submit(&self, cmd: Command, ts: Timestamp) -> Result<Submitted, ExchangeError>;
+    /// Logs the command, with what was reserved for it (`hold`), on the shard that owns its
+    /// symbol (every shard for a cancel-all on all symbols), waits until it is applied and
+    /// returns the outcome.
+    async fn submit(
+        &self,
+        cmd: Command,
+        hold: Hold,
+        ts: Timestamp,
+    ) -> Result<Submitted, ExchangeError>;
 
     /// An order by id.
     async fn order(&self, id: OrderId) -> Option<OrderRecord>;
@@ -78,6 +91,15 @@ pub trait Exchange: Send + Sync + 'static {
 
     /// A symbol's most recent trades, newest first.
     async fn trades(&self, symbol: SymbolId, limit: usize) -> Option<Vec<TradeRecord>>;
+
+    /// Per shard, the account's balance changes and its newest `limit` fills (optionally on
+    /// one symbol), each shard's read consistent in itself.
+    async fn account_funds(
+        &self,
+        account: AccountId,
+        symbol: Option<SymbolId>,
+        limit: usize,
+    ) -> Vec<AccountFunds>;
 
     /// Every shard's progress.
     async fn health(&self) -> Vec<ShardHealth>;

@@ -6,13 +6,17 @@
 //! its own, so any number of gateways can run side by side.
 //!
 //! # Layout
-//! - [`exchange`]: the `Exchange` trait, the one seam to the shards.
+//! - [`exchange`]: the `Exchange` trait, the seam to the shards.
+//! - [`accounts`]: the `Accounts` trait, the seam to keys and live balances.
+//! - [`auth`]: signed requests (HMAC-SHA256), permissions and rate limits.
 //! - [`validate`]: request fields to engine values, or errors that name the field.
 //! - [`dto`]: the API's JSON types and their conversion from engine integers.
 //! - [`error`]: `ApiError` and the JSON error shape every failure takes.
 //! - [`extract`]: the JSON body extractor.
 //! - [`routes`]: the handlers; [`app`] puts them together with the middleware.
 
+pub mod accounts;
+pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod exchange;
@@ -20,6 +24,8 @@ pub mod extract;
 pub mod routes;
 pub mod validate;
 
+pub use accounts::{Accounts, AccountsError};
+pub use auth::{Caller, RateLimits};
 pub use exchange::{Exchange, ExchangeError, ShardHealth, Submitted};
 
 use axum::Router;
@@ -46,14 +52,22 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub exchange: Arc<dyn Exchange>,
+    pub accounts: Arc<dyn Accounts>,
+    pub limiter: Arc<auth::RateLimiter>,
     pub metrics: PrometheusHandle,
 }
 
 impl AppState {
-    /// State for an exchange, with the process's metrics recorder.
-    pub fn new(exchange: Arc<dyn Exchange>) -> Self {
+    /// State for an exchange and its accounts, with the process's metrics recorder.
+    pub fn new(
+        exchange: Arc<dyn Exchange>,
+        accounts: Arc<dyn Accounts>,
+        limits: RateLimits,
+    ) -> Self {
         Self {
             exchange,
+            accounts,
+            limiter: Arc::new(auth::RateLimiter::new(limits)),
             metrics: metrics_handle(),
         }
     }
@@ -105,17 +119,20 @@ pub fn metrics_handle() -> PrometheusHandle {
         description = "REST API of the exchange. Money is decimal strings; ids are strings; times are milliseconds since the epoch. Errors are `{code, error, message, field}`; codes are listed in docs/error-codes.md."
     ),
     tags(
-        (name = "orders", description = "Placing, reading, amending and cancelling orders"),
+        (name = "orders", description = "Placing, reading, amending and cancelling orders (signed)"),
+        (name = "account", description = "Balances, fills and the ledger of the signing key's account (signed)"),
+        (name = "admin", description = "Accounts, keys, deposits and withdrawals (signed, admin permission)"),
         (name = "market data", description = "Tickers, depth and trades"),
         (name = "exchange", description = "Symbols, health, metrics"),
     )
 )]
 struct ApiDoc;
 
-/// The routes and their OpenAPI document.
-pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use routes::{market, orders, system};
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The routes and their OpenAPI document. Private routes (orders, account, admin) need a
+/// signed request; market data and exchange information are public.
+pub fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use routes::{account, admin, market, orders, system};
+    let private = OpenApiRouter::new()
         .routes(routes!(
             orders::place_order,
             orders::list_orders,
@@ -132,6 +149,21 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(orders::place_order_seed))
         .routes(routes!(orders::get_order_seed))
+        .routes(routes!(account::account))
+        .routes(routes!(account::trades))
+        .routes(routes!(account::ledger))
+        .routes(routes!(admin::create_account))
+        .routes(routes!(admin::create_key))
+        .routes(routes!(admin::disable_key))
+        .routes(routes!(admin::deposit))
+        .routes(routes!(admin::withdraw))
+        .routes(routes!(admin::balances))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(private)
         .routes(routes!(market::all_market_data))
         .routes(routes!(market::ticker))
         .routes(routes!(market::depth))
@@ -145,7 +177,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The whole HTTP application: routes, `/openapi.json`, JSON errors, metrics, tracing, CORS,
 /// compression and the body limit.
 pub fn app(state: AppState) -> Router {
-    let (router, api) = routes();
+    let (router, api) = routes(&state);
     let api = Arc::new(api);
     router
         .route(
@@ -157,6 +189,10 @@ pub fn app(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         // Outside the body limit, so that its 413 becomes JSON too.
         .layer(middleware::from_fn(error::json_errors))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::rate_limit,
+        ))
         .layer(middleware::from_fn_with_state(state, http_metrics))
         .layer(CompressionLayer::new())
         .layer(CorsLayer::permissive())

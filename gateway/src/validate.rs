@@ -7,8 +7,9 @@ use crate::dto::{AmendOrderRequest, PlaceOrderRequest};
 use crate::error::ApiError;
 use exchange_core::num::parse_decimal;
 use exchange_core::{
-    AccountId, AmendOrder, ClientOrderId, ErrorCode, MarketSize, NewOrder, Notional, NumError,
-    OrderId, OrderRef, OrderType, Price, Qty, Side, StpMode, SymbolSpec, SymbolTable, TimeInForce,
+    AccountId, AmendOrder, Asset, ClientOrderId, ErrorCode, Hold, HoldError, MarketSize, NewOrder,
+    Notional, NumError, OrderId, OrderRef, OrderType, Price, Qty, Side, StpMode, SymbolSpec,
+    SymbolTable, TimeInForce,
 };
 
 /// Largest number of rows a list query returns.
@@ -68,16 +69,50 @@ pub fn account_from_json(v: &Option<serde_json::Value>) -> Result<AccountId, Api
     }
 }
 
-/// An account id from a query parameter.
-pub fn account_from_query(v: &Option<String>) -> Result<AccountId, ApiError> {
-    let s = required(v, "account")?;
-    match s.parse::<u64>() {
-        Ok(id) if id > 0 => Ok(AccountId(id)),
-        _ => Err(ApiError::field(
+/// An account id from a path (0 is the fee account).
+pub fn account_from_str(s: &str) -> Result<AccountId, ApiError> {
+    s.parse::<u64>().map(AccountId).map_err(|_| {
+        ApiError::field(
             ErrorCode::InvalidField,
             "account",
-            "must be a positive integer",
-        )),
+            "must be a non-negative integer",
+        )
+    })
+}
+
+/// A listed asset.
+pub fn asset<'a>(table: &'a SymbolTable, name: &str) -> Result<&'a Asset, ApiError> {
+    table.assets().by_name(name).ok_or_else(|| {
+        ApiError::field(
+            ErrorCode::UnknownAsset,
+            "asset",
+            format!("{name:?} is not an asset of any listed symbol"),
+        )
+    })
+}
+
+/// A positive amount of `asset`, at most its scale's digits.
+pub fn amount(asset: &Asset, s: &str) -> Result<u128, ApiError> {
+    let d = parse_decimal(s).map_err(|e| ApiError::field(ErrorCode::InvalidNumber, "amount", e))?;
+    asset
+        .from_decimal(d)
+        .map_err(|e| ApiError::field(ErrorCode::InvalidNumber, "amount", e))
+}
+
+/// A transfer id: 1 to 64 of `A-Z a-z 0-9 . _ : -`.
+pub fn transfer_id(v: &Option<String>) -> Result<String, ApiError> {
+    let s = required(v, "id")?;
+    let ok = (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if ok {
+        Ok(s.clone())
+    } else {
+        Err(ApiError::field(
+            ErrorCode::InvalidField,
+            "id",
+            "must be 1 to 64 of A-Z a-z 0-9 . _ : -",
+        ))
     }
 }
 
@@ -170,8 +205,13 @@ fn quote(spec: &SymbolSpec, s: &str) -> Result<Notional, ApiError> {
 }
 
 /// A place request as a `NewOrder` (its id is assigned by the log).
-pub fn new_order(table: &SymbolTable, r: &PlaceOrderRequest) -> Result<NewOrder, ApiError> {
-    let account = account_from_json(&r.account)?;
+/// With it, what the order must hold (market buys must be sized in quote, market sells in base,
+/// so that the cost is known before the order trades).
+pub fn new_order(
+    table: &SymbolTable,
+    r: &PlaceOrderRequest,
+    account: AccountId,
+) -> Result<(NewOrder, Hold), ApiError> {
     let spec = symbol(table, required(&r.symbol, "symbol")?)?;
     let side = choice(
         "side",
@@ -284,7 +324,7 @@ pub fn new_order(table: &SymbolTable, r: &PlaceOrderRequest) -> Result<NewOrder,
         };
         OrderType::Market { size }
     };
-    Ok(NewOrder {
+    let order = NewOrder {
         symbol: spec.id,
         order_id: OrderId(0),
         account,
@@ -292,7 +332,18 @@ pub fn new_order(table: &SymbolTable, r: &PlaceOrderRequest) -> Result<NewOrder,
         side,
         order_type,
         stp,
-    })
+    };
+    let hold = spec.funding.order_hold(&order).map_err(|e| {
+        let field = match e {
+            HoldError::MarketBuyByBase => "quantity",
+            HoldError::MarketSellByQuote => "quote_quantity",
+        };
+        ApiError {
+            field: Some(field.into()),
+            ..ApiError::new(ErrorCode::InvalidOrderType, e.to_string())
+        }
+    })?;
+    Ok((order, hold))
 }
 
 /// An amend request for order `id`.
@@ -300,8 +351,8 @@ pub fn amend(
     table: &SymbolTable,
     id: OrderId,
     r: &AmendOrderRequest,
+    account: AccountId,
 ) -> Result<AmendOrder, ApiError> {
-    let account = account_from_json(&r.account)?;
     let spec = table
         .get(id.symbol())
         .ok_or_else(|| ApiError::field(ErrorCode::UnknownOrder, "id", "is not a known order"))?;
@@ -327,7 +378,6 @@ mod tests {
 
     fn req() -> PlaceOrderRequest {
         PlaceOrderRequest {
-            account: Some(serde_json::json!(7)),
             symbol: Some("BTC-USD".into()),
             side: Some("buy".into()),
             order_type: Some("LIMIT".into()),
@@ -338,14 +388,16 @@ mod tests {
     }
 
     fn err(r: PlaceOrderRequest) -> (ErrorCode, Option<String>) {
-        let e = new_order(&SymbolTable::default_symbols(), &r).unwrap_err();
+        let e = new_order(&SymbolTable::default_symbols(), &r, AccountId(7)).unwrap_err();
         (e.code, e.field)
     }
 
     #[test]
     fn a_valid_limit_order_becomes_ticks_and_lots() {
-        let o = new_order(&SymbolTable::default_symbols(), &req()).unwrap();
+        let (o, hold) = new_order(&SymbolTable::default_symbols(), &req(), AccountId(7)).unwrap();
         assert_eq!(o.account, AccountId(7));
+        // 65000.10 × 0.01 = 650.001 USD, at USD's 7 decimal places.
+        assert_eq!(hold.amount, 6_500_010_000);
         assert_eq!(o.side, Side::Buy);
         assert_eq!(
             o.order_type,
@@ -361,20 +413,6 @@ mod tests {
     #[test]
     fn each_bad_field_is_named() {
         let f = |s: &str| Some(s.to_owned());
-        assert_eq!(
-            err(PlaceOrderRequest {
-                account: None,
-                ..req()
-            }),
-            (ErrorCode::MissingField, f("account"))
-        );
-        assert_eq!(
-            err(PlaceOrderRequest {
-                account: Some(serde_json::json!(-1)),
-                ..req()
-            }),
-            (ErrorCode::InvalidField, f("account"))
-        );
         assert_eq!(
             err(PlaceOrderRequest {
                 symbol: f("DOGE-EUR"),
@@ -487,6 +525,20 @@ mod tests {
                 ..market()
             }),
             (ErrorCode::BelowMinNotional, f("quote_quantity"))
+        );
+        assert_eq!(
+            err(market()),
+            (ErrorCode::InvalidOrderType, f("quantity")),
+            "a market buy's cost must be known: it is sized in quote"
+        );
+        assert_eq!(
+            err(PlaceOrderRequest {
+                side: f("SELL"),
+                quantity: None,
+                quote_quantity: f("100"),
+                ..market()
+            }),
+            (ErrorCode::InvalidOrderType, f("quote_quantity"))
         );
     }
 }

@@ -1,23 +1,28 @@
 //! Order endpoints: place, read, list, amend, cancel, cancel all; and the seed's `/order` pair.
 
+use crate::accounts::{AccountsError, Permission};
+use crate::auth::Caller;
 use crate::dto::{
-    AccountQuery, AmendOrderRequest, CancelAllQuery, CancelAllResponse, FillResponse,
-    OrderResponse, OrdersQuery, PlaceOrderRequest, fill_response, order_response,
+    AmendOrderRequest, CancelAllQuery, CancelAllResponse, FillResponse, OrderResponse, OrdersQuery,
+    PlaceOrderRequest, SignedQuery, fill_response, order_response,
 };
 use crate::error::{ApiError, ErrorBody};
-use crate::exchange::Submitted;
+use crate::exchange::{ExchangeError, Submitted};
 use crate::extract::JsonBody;
 use crate::{AppState, now, validate};
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use exchange_core::{
-    AccountId, CancelAll, CancelOrder, ClientOrderId, Command, ErrorCode, EventKind, OrderRecord,
-    OrderRef, StatusFilter, StatusKind,
+    AccountId, CancelAll, CancelOrder, ClientOrderId, Command, ErrorCode, EventKind, Hold,
+    OrderRecord, OrderRef, Qty, StatusFilter, StatusKind,
 };
 
 /// The execution report of the order a command acted on, with its fills from this command.
 fn report(app: &AppState, s: &Submitted) -> Result<OrderResponse, ApiError> {
+    if let Some(reason) = s.refused {
+        return Err(ApiError::rejected(reason));
+    }
     if let Some(reason) = s.events.iter().find_map(|e| match e.kind {
         EventKind::Rejected { reason, .. } => Some(reason),
         _ => None,
@@ -54,12 +59,68 @@ fn view(app: &AppState, order: &OrderRecord) -> OrderResponse {
     order_response(app.spec(order.symbol), order, Vec::new())
 }
 
+/// Reserves `hold` for `account` (refusing with what is available if it is short), submits the
+/// command, and gives the reservation back if the command never reached a shard. Once the
+/// command is logged, its shard takes the reservation over or gives it back.
+async fn funded_submit(
+    app: &AppState,
+    account: AccountId,
+    cmd: Command,
+    hold: Hold,
+) -> Result<Submitted, ApiError> {
+    if hold.amount > 0 {
+        app.accounts
+            .reserve(account, hold)
+            .await
+            .map_err(|e| insufficient(app, e))?;
+    }
+    match app.exchange.submit(cmd, hold, now()).await {
+        Err(e @ ExchangeError::NotLogged(_)) => {
+            if hold.amount > 0 {
+                app.accounts.release(account, hold).await;
+            }
+            Err(e.into())
+        }
+        other => Ok(other?),
+    }
+}
+
+fn insufficient(app: &AppState, e: AccountsError) -> ApiError {
+    match e {
+        AccountsError::Insufficient {
+            asset,
+            available,
+            needed,
+        } => {
+            let a = app
+                .exchange
+                .symbols()
+                .assets()
+                .get(asset)
+                .expect("holds name listed assets");
+            ApiError::new(
+                ErrorCode::InsufficientBalance,
+                format!(
+                    "insufficient balance: the order needs {} {} and {} {} is available",
+                    a.to_decimal(needed),
+                    a.name,
+                    a.to_decimal(available),
+                    a.name
+                ),
+            )
+        }
+        other => other.into(),
+    }
+}
+
 async fn place(
     app: &AppState,
+    caller: &Caller,
     req: &PlaceOrderRequest,
 ) -> Result<(StatusCode, Json<OrderResponse>), ApiError> {
-    let order = validate::new_order(app.exchange.symbols(), req)?;
-    let submitted = app.exchange.submit(Command::Place(order), now()).await?;
+    caller.require(Permission::Trade)?;
+    let (order, hold) = validate::new_order(app.exchange.symbols(), req, caller.account)?;
+    let submitted = funded_submit(app, caller.account, Command::Place(order), hold).await?;
     if submitted.duplicate {
         let first = submitted.orders.first().ok_or_else(|| {
             ApiError::new(
@@ -76,7 +137,7 @@ async fn place(
 ///
 /// Answers with the execution report once the order is matched: its status, what filled at
 /// what average price, and the fills. A repeated `client_order_id` returns the first order.
-#[utoipa::path(post, path = "/orders", tag = "orders", request_body = PlaceOrderRequest,
+#[utoipa::path(post, path = "/orders", tag = "orders", request_body = PlaceOrderRequest, params(SignedQuery),
     responses(
         (status = 201, description = "Placed; the execution report", body = OrderResponse),
         (status = 200, description = "The client order id was used before: the first order", body = OrderResponse),
@@ -84,13 +145,14 @@ async fn place(
     ))]
 pub async fn place_order(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     JsonBody(req): JsonBody<PlaceOrderRequest>,
 ) -> Result<(StatusCode, Json<OrderResponse>), ApiError> {
-    place(&app, &req).await
+    place(&app, &caller, &req).await
 }
 
 /// Place an order (the seed's path; the same as `POST /orders`).
-#[utoipa::path(post, path = "/order", tag = "orders", request_body = PlaceOrderRequest,
+#[utoipa::path(post, path = "/order", tag = "orders", request_body = PlaceOrderRequest, params(SignedQuery),
     responses(
         (status = 201, description = "Placed; the execution report", body = OrderResponse),
         (status = 200, description = "The client order id was used before: the first order", body = OrderResponse),
@@ -98,65 +160,63 @@ pub async fn place_order(
     ))]
 pub async fn place_order_seed(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     JsonBody(req): JsonBody<PlaceOrderRequest>,
 ) -> Result<(StatusCode, Json<OrderResponse>), ApiError> {
-    place(&app, &req).await
+    place(&app, &caller, &req).await
 }
 
-async fn read(
-    app: &AppState,
-    id: &str,
-    account: &Option<String>,
-) -> Result<Json<OrderResponse>, ApiError> {
+/// The caller's order `id`; another account's order is as unknown as one that does not exist.
+async fn own_order(app: &AppState, caller: &Caller, id: &str) -> Result<OrderRecord, ApiError> {
     let id = validate::order_id(app.exchange.symbols(), id)?;
-    let account = account
-        .as_ref()
-        .map(|_| validate::account_from_query(account))
-        .transpose()?;
     let unknown = || ApiError::field(ErrorCode::UnknownOrder, "id", "is not a known order");
     let order = app.exchange.order(id).await.ok_or_else(unknown)?;
-    if account.is_some_and(|a| a != order.account) {
+    if order.account != caller.account {
         return Err(unknown());
     }
-    Ok(Json(view(app, &order)))
+    Ok(order)
+}
+
+async fn read(app: &AppState, caller: &Caller, id: &str) -> Result<Json<OrderResponse>, ApiError> {
+    caller.require(Permission::Read)?;
+    Ok(Json(view(app, &own_order(app, caller, id).await?)))
 }
 
 /// Read an order.
 #[utoipa::path(get, path = "/orders/{id}", tag = "orders",
-    params(("id" = String, Path, description = "The order id"), AccountQuery),
+    params(("id" = String, Path, description = "The order id"), SignedQuery),
     responses(
         (status = 200, description = "The order", body = OrderResponse),
         (status = 404, description = "No such order (for this account)", body = ErrorBody),
     ))]
 pub async fn get_order(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Query(q): Query<AccountQuery>,
 ) -> Result<Json<OrderResponse>, ApiError> {
-    read(&app, &id, &q.account).await
+    read(&app, &caller, &id).await
 }
 
 /// Read an order (the seed's path; the same as `GET /orders/{id}`).
 #[utoipa::path(get, path = "/order/{id}", tag = "orders",
-    params(("id" = String, Path, description = "The order id"), AccountQuery),
+    params(("id" = String, Path, description = "The order id"), SignedQuery),
     responses(
         (status = 200, description = "The order", body = OrderResponse),
         (status = 404, description = "No such order", body = ErrorBody),
     ))]
 pub async fn get_order_seed(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Query(q): Query<AccountQuery>,
 ) -> Result<Json<OrderResponse>, ApiError> {
-    read(&app, &id, &q.account).await
+    read(&app, &caller, &id).await
 }
 
 async fn by_client_id(
     app: &AppState,
     client_id: &str,
-    account: &Option<String>,
+    account: AccountId,
 ) -> Result<(ClientOrderId, OrderRecord), ApiError> {
-    let account = validate::account_from_query(account)?;
     let client_id = validate::client_order_id(client_id)?;
     let order = app.exchange.order_by_client_id(account, client_id).await;
     order.map(|o| (client_id, o)).ok_or_else(|| {
@@ -170,54 +230,58 @@ async fn by_client_id(
 
 /// Read an order by its client order id.
 #[utoipa::path(get, path = "/orders/client/{client_order_id}", tag = "orders",
-    params(("client_order_id" = String, Path, description = "The id the client gave the order"), AccountQuery),
+    params(("client_order_id" = String, Path, description = "The id the client gave the order"), SignedQuery),
     responses(
         (status = 200, description = "The order", body = OrderResponse),
         (status = 404, description = "No order with this client order id for this account", body = ErrorBody),
     ))]
 pub async fn get_order_by_client_id(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(client_id): Path<String>,
-    Query(q): Query<AccountQuery>,
 ) -> Result<Json<OrderResponse>, ApiError> {
-    let (_, order) = by_client_id(&app, &client_id, &q.account).await?;
+    caller.require(Permission::Read)?;
+    let (_, order) = by_client_id(&app, &client_id, caller.account).await?;
     Ok(Json(view(&app, &order)))
 }
 
 /// Cancel an order by its client order id.
 #[utoipa::path(delete, path = "/orders/client/{client_order_id}", tag = "orders",
-    params(("client_order_id" = String, Path, description = "The id the client gave the order"), AccountQuery),
+    params(("client_order_id" = String, Path, description = "The id the client gave the order"), SignedQuery),
     responses(
         (status = 200, description = "Cancelled; the order's final state", body = OrderResponse),
         (status = 404, description = "No live order with this client order id for this account", body = ErrorBody),
     ))]
 pub async fn cancel_order_by_client_id(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(client_id): Path<String>,
-    Query(q): Query<AccountQuery>,
 ) -> Result<Json<OrderResponse>, ApiError> {
-    let (client_id, order) = by_client_id(&app, &client_id, &q.account).await?;
+    caller.require(Permission::Trade)?;
+    let (client_id, order) = by_client_id(&app, &client_id, caller.account).await?;
     let target = OrderRef::Client(client_id);
     let cmd = Command::Cancel(CancelOrder {
         symbol: order.symbol,
         account: order.account,
         target,
     });
-    let submitted = app.exchange.submit(cmd, now()).await?;
+    let submitted = funded_submit(&app, caller.account, cmd, Hold::default()).await?;
     Ok(Json(report(&app, &submitted)?))
 }
 
 /// An account's orders, newest first.
-#[utoipa::path(get, path = "/orders", tag = "orders", params(OrdersQuery),
+#[utoipa::path(get, path = "/orders", tag = "orders", params(OrdersQuery, SignedQuery),
     responses(
         (status = 200, description = "The orders", body = Vec<OrderResponse>),
         (status = 400, description = "A bad parameter", body = ErrorBody),
     ))]
 pub async fn list_orders(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<OrdersQuery>,
 ) -> Result<Json<Vec<OrderResponse>>, ApiError> {
-    let account = validate::account_from_query(&q.account)?;
+    caller.require(Permission::Read)?;
+    let account = caller.account;
     let symbols = app.exchange.symbols();
     let symbol = q
         .symbol
@@ -252,66 +316,82 @@ pub async fn list_orders(
 /// Lowering the quantity at the same price keeps the order's place in the queue; a new price or
 /// more quantity sends it to the back (and it may trade at once, like a new order).
 #[utoipa::path(patch, path = "/orders/{id}", tag = "orders", request_body = AmendOrderRequest,
-    params(("id" = String, Path, description = "The order id")),
+    params(("id" = String, Path, description = "The order id"), SignedQuery),
     responses(
         (status = 200, description = "Amended; the execution report", body = OrderResponse),
         (status = "4XX", description = "Refused; the order is unchanged", body = ErrorBody),
     ))]
 pub async fn amend_order(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<AmendOrderRequest>,
 ) -> Result<Json<OrderResponse>, ApiError> {
-    let id = validate::order_id(app.exchange.symbols(), &id)?;
-    let amend = validate::amend(app.exchange.symbols(), id, &req)?;
-    let submitted = app.exchange.submit(Command::Amend(amend), now()).await?;
+    caller.require(Permission::Trade)?;
+    let order = own_order(&app, &caller, &id).await?;
+    let amend = validate::amend(app.exchange.symbols(), order.id, &req, caller.account)?;
+    // Reserve what the amended order needs beyond what it holds now; the shard checks it
+    // again against the order as it stands when the amendment is applied.
+    let funding = app.spec(order.symbol).funding;
+    let remaining = |qty: Qty| Qty(qty.0.saturating_sub(order.filled.0));
+    let held = funding.limit_hold(order.side, order.price, order.remaining);
+    let needed = funding.limit_hold(
+        order.side,
+        amend.new_price.unwrap_or(order.price),
+        remaining(amend.new_qty.unwrap_or(order.qty)),
+    );
+    let extra = Hold {
+        asset: needed.asset,
+        amount: needed.amount.saturating_sub(held.amount),
+    };
+    let submitted = funded_submit(&app, caller.account, Command::Amend(amend), extra).await?;
     Ok(Json(report(&app, &submitted)?))
 }
 
 /// Cancel an order.
 #[utoipa::path(delete, path = "/orders/{id}", tag = "orders",
-    params(("id" = String, Path, description = "The order id"), AccountQuery),
+    params(("id" = String, Path, description = "The order id"), SignedQuery),
     responses(
         (status = 200, description = "Cancelled; the order's final state", body = OrderResponse),
         (status = 404, description = "No live order with this id for this account", body = ErrorBody),
     ))]
 pub async fn cancel_order(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Query(q): Query<AccountQuery>,
 ) -> Result<Json<OrderResponse>, ApiError> {
-    let account = validate::account_from_query(&q.account)?;
+    caller.require(Permission::Trade)?;
     let id = validate::order_id(app.exchange.symbols(), &id)?;
     let cmd = Command::Cancel(CancelOrder {
         symbol: id.symbol(),
-        account,
+        account: caller.account,
         target: OrderRef::Id(id),
     });
-    let submitted = app.exchange.submit(cmd, now()).await?;
+    let submitted = funded_submit(&app, caller.account, cmd, Hold::default()).await?;
     Ok(Json(report(&app, &submitted)?))
 }
 
 /// Cancel all of an account's orders, on one symbol or on every symbol.
-#[utoipa::path(delete, path = "/orders", tag = "orders", params(CancelAllQuery),
+#[utoipa::path(delete, path = "/orders", tag = "orders", params(CancelAllQuery, SignedQuery),
     responses(
         (status = 200, description = "The orders cancelled", body = CancelAllResponse),
         (status = 400, description = "A bad parameter", body = ErrorBody),
     ))]
 pub async fn cancel_all(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<CancelAllQuery>,
 ) -> Result<Json<CancelAllResponse>, ApiError> {
-    let account: AccountId = validate::account_from_query(&q.account)?;
+    caller.require(Permission::Trade)?;
+    let account = caller.account;
     let symbols = app.exchange.symbols();
     let symbol = q
         .symbol
         .as_deref()
         .map(|s| validate::symbol(symbols, s).map(|s| s.id))
         .transpose()?;
-    let submitted = app
-        .exchange
-        .submit(Command::CancelAll(CancelAll { account, symbol }), now())
-        .await?;
+    let cmd = Command::CancelAll(CancelAll { account, symbol });
+    let submitted = funded_submit(&app, account, cmd, Hold::default()).await?;
     let cancelled = submitted
         .orders
         .iter()

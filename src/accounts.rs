@@ -1,0 +1,568 @@
+//! The embedded accounts store: accounts, API keys, deposits and withdrawals in an append-only
+//! log under the data directory, and the live balances the gateway reserves against.
+//!
+//! # Where balances live
+//! An account's balance of an asset is `deposits - withdrawals + the change every shard's
+//! commands made to it`. Deposits and withdrawals are in this store's log (fsynced before they
+//! are acknowledged); each shard keeps its change in its own state, applied in the same step
+//! as the engine events that cause it and recovered with it (snapshot + log replay). So the
+//! durable truth needs no cross-process transaction.
+//!
+//! The live balances here are that sum kept current in memory, for the gateway's atomic
+//! check-and-reserve (one lock; in a cluster, a Redis script on the account's slot). An order's
+//! hold is reserved here *before* its command is logged, so the shard only takes it over; what
+//! the shard then pays, credits and releases comes back as moves and is applied here. After a
+//! restart the live balances are rebuilt from the log and the recovered shards, so a reservation
+//! whose command never reached a shard simply disappears.
+//!
+//! # Secrets
+//! A key's secret is never stored: it is derived as HMAC-SHA256 of the key id and a random salt
+//! under the store's master key (`master.key` in the data directory, mode 0600, or
+//! `EXCHANGE_MASTER_KEY`). The log holds key ids, salts and permissions only.
+
+use async_trait::async_trait;
+use exchange_core::{AccountId, AssetId, Hold, Timestamp};
+use exchange_gateway::accounts::{
+    Accounts, AccountsError, Balance, KeyRecord, NewKey, Permissions, Secret, Transfer,
+    TransferKind,
+};
+use exchange_shard::{Move, ShardState, frame};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Largest record in the accounts log.
+const MAX_RECORD: u32 = 4 * 1024;
+
+/// One entry of the accounts log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Op {
+    Account {
+        id: AccountId,
+        ts: Timestamp,
+    },
+    Key {
+        key_id: String,
+        account: AccountId,
+        permissions: Permissions,
+        salt: [u8; 16],
+        ts: Timestamp,
+    },
+    KeyEnabled {
+        key_id: String,
+        enabled: bool,
+    },
+    Transfer(Transfer),
+}
+
+#[derive(Clone, Debug)]
+struct KeyEntry {
+    account: AccountId,
+    permissions: Permissions,
+    salt: [u8; 16],
+    enabled: bool,
+}
+
+/// One account's live balance of one asset. Signed so that a bug shows as a negative number
+/// in the invariant checks instead of wrapping.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Live {
+    pub available: i128,
+    pub reserved: i128,
+}
+
+#[derive(Default)]
+struct State {
+    accounts: BTreeMap<AccountId, Timestamp>,
+    keys: HashMap<String, KeyEntry>,
+    transfers: HashMap<String, Transfer>,
+    by_account: HashMap<AccountId, Vec<String>>,
+    balances: HashMap<(AccountId, AssetId), Live>,
+}
+
+impl State {
+    fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Account { id, ts } => {
+                self.accounts.insert(*id, *ts);
+            }
+            Op::Key {
+                key_id,
+                account,
+                permissions,
+                salt,
+                ..
+            } => {
+                self.keys.insert(
+                    key_id.clone(),
+                    KeyEntry {
+                        account: *account,
+                        permissions: *permissions,
+                        salt: *salt,
+                        enabled: true,
+                    },
+                );
+            }
+            Op::KeyEnabled { key_id, enabled } => {
+                if let Some(k) = self.keys.get_mut(key_id) {
+                    k.enabled = *enabled;
+                }
+            }
+            Op::Transfer(t) => {
+                self.transfers.insert(t.id.clone(), t.clone());
+                self.by_account
+                    .entry(t.account)
+                    .or_default()
+                    .push(t.id.clone());
+                self.balances
+                    .entry((t.account, t.asset))
+                    .or_default()
+                    .available += t.signed();
+            }
+        }
+    }
+
+    fn next_account(&self) -> AccountId {
+        // Account 0 is the fee account; traders start at 1.
+        AccountId(self.accounts.keys().next_back().map_or(1, |a| a.0 + 1))
+    }
+}
+
+/// Why the store could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("accounts log {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("master key: {0}")]
+    MasterKey(String),
+}
+
+/// The embedded accounts store. See the module docs.
+pub struct EmbeddedAccounts {
+    master: [u8; 32],
+    state: Mutex<State>,
+    log: Arc<Mutex<File>>,
+    /// Serialises the slow admin operations (each writes and syncs the log).
+    admin: tokio::sync::Mutex<()>,
+    seen: Mutex<Seen>,
+}
+
+/// Signatures used recently, until their window closes.
+#[derive(Default)]
+struct Seen {
+    until: HashMap<Vec<u8>, Timestamp>,
+    sweep_at: usize,
+}
+
+/// Loads the master key: the hex in `configured`, or `master.key` in `dir` (created, mode
+/// 0600, on first start).
+pub fn master_key(dir: &Path, configured: Option<&str>) -> Result<[u8; 32], OpenError> {
+    let parse = |hex_text: &str| {
+        let bytes = hex::decode(hex_text.trim())
+            .map_err(|e| OpenError::MasterKey(format!("not hex: {e}")))?;
+        <[u8; 32]>::try_from(bytes.as_slice())
+            .map_err(|_| OpenError::MasterKey("must be 32 bytes (64 hex digits)".into()))
+    };
+    if let Some(text) = configured {
+        return parse(text);
+    }
+    let path = dir.join("master.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key: [u8; 32] = random();
+            write_private(&path, hex::encode(key).as_bytes())
+                .map_err(|source| OpenError::Io { path, source })?;
+            Ok(key)
+        }
+        Err(source) => Err(OpenError::Io { path, source }),
+    }
+}
+
+/// Writes a file only its owner can read, durably.
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).expect("the OS random source is available");
+    b
+}
+
+fn derive_secret(master: &[u8; 32], key_id: &str, salt: &[u8; 16]) -> Secret {
+    let payload = format!("exchange-api-secret/v1\n{key_id}\n{}", hex::encode(salt));
+    Secret(exchange_gateway::auth::sign(master, payload.as_bytes()).into_bytes())
+}
+
+impl EmbeddedAccounts {
+    /// Opens (or creates) `accounts.log` in `dir`, truncating a torn tail.
+    pub fn open(dir: &Path, master: [u8; 32]) -> Result<Self, OpenError> {
+        let path = dir.join("accounts.log");
+        let io = |source| OpenError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io)?;
+        let mut state = State::default();
+        let (end, stopped) =
+            frame::read_frames::<Op>(BufReader::new(&file), MAX_RECORD, 1, |_, op| {
+                state.apply(&op)
+            })
+            .map_err(io)?;
+        if let Some(reason) = stopped {
+            tracing::warn!(path = %path.display(), %reason, "accounts log has a torn tail; truncating it");
+            file.set_len(end).map_err(io)?;
+            file.sync_all().map_err(io)?;
+        }
+        Ok(Self {
+            master,
+            state: Mutex::new(state),
+            log: Arc::new(Mutex::new(file)),
+            admin: tokio::sync::Mutex::new(()),
+            seen: Mutex::new(Seen::default()),
+        })
+    }
+
+    /// Adds each recovered shard's balance changes to the live balances (once, at start).
+    pub fn add_shard(&self, shard: &ShardState) {
+        let mut st = self.state.lock();
+        for (account, asset, d) in shard.funds().deltas() {
+            let b = st.balances.entry((account, asset)).or_default();
+            b.available += d.available;
+            b.reserved += d.reserved;
+        }
+    }
+
+    /// Applies a shard's moves to the live balances.
+    pub fn apply_moves(&self, moves: &[Move]) {
+        if moves.is_empty() {
+            return;
+        }
+        let mut st = self.state.lock();
+        for m in moves {
+            let b = st.balances.entry((m.account, m.asset)).or_default();
+            b.available += m.available;
+            b.reserved += m.reserved;
+        }
+    }
+
+    /// Every live balance, for invariant checks.
+    pub fn live(&self) -> HashMap<(AccountId, AssetId), Live> {
+        self.state.lock().balances.clone()
+    }
+
+    /// Per asset, deposits minus withdrawals.
+    pub fn net_transfers(&self) -> HashMap<AssetId, i128> {
+        let mut out = HashMap::new();
+        for t in self.state.lock().transfers.values() {
+            *out.entry(t.asset).or_default() += t.signed();
+        }
+        out
+    }
+
+    /// Whether some key has the admin permission.
+    pub fn has_admin_key(&self) -> bool {
+        self.state
+            .lock()
+            .keys
+            .values()
+            .any(|k| k.permissions.admin && k.enabled)
+    }
+
+    async fn append(&self, op: &Op) -> Result<(), AccountsError> {
+        let mut buf = Vec::new();
+        frame::encode(op, &mut buf);
+        let log = Arc::clone(&self.log);
+        tokio::task::spawn_blocking(move || {
+            let mut f = log.lock();
+            f.write_all(&buf)?;
+            f.sync_data()
+        })
+        .await
+        .map_err(|e| AccountsError::Unavailable(e.to_string()))?
+        .map_err(|e| AccountsError::Unavailable(format!("writing the accounts log: {e}")))?;
+        self.state.lock().apply(op);
+        Ok(())
+    }
+
+    /// Refuses accounts that were never created (the fee account always exists).
+    fn require_account(&self, account: AccountId) -> Result<(), AccountsError> {
+        if account == AccountId::FEES || self.state.lock().accounts.contains_key(&account) {
+            Ok(())
+        } else {
+            Err(AccountsError::UnknownAccount(account.0))
+        }
+    }
+}
+
+#[async_trait]
+impl Accounts for EmbeddedAccounts {
+    async fn key(&self, key_id: &str) -> Option<KeyRecord> {
+        let st = self.state.lock();
+        let k = st.keys.get(key_id)?;
+        Some(KeyRecord {
+            key_id: key_id.to_owned(),
+            account: k.account,
+            permissions: k.permissions,
+            enabled: k.enabled,
+            secret: derive_secret(&self.master, key_id, &k.salt),
+        })
+    }
+
+    async fn first_use(&self, signature: &[u8], until: Timestamp, now: Timestamp) -> bool {
+        let mut seen = self.seen.lock();
+        if seen.until.len() >= seen.sweep_at {
+            seen.until.retain(|_, t| *t > now);
+            seen.sweep_at = (seen.until.len() * 2).max(1024);
+        }
+        match seen.until.get(signature) {
+            Some(t) if *t > now => false,
+            _ => {
+                seen.until.insert(signature.to_vec(), until);
+                true
+            }
+        }
+    }
+
+    async fn reserve(&self, account: AccountId, hold: Hold) -> Result<(), AccountsError> {
+        let mut st = self.state.lock();
+        let b = st.balances.entry((account, hold.asset)).or_default();
+        let needed = hold.amount as i128;
+        if b.available < needed {
+            return Err(AccountsError::Insufficient {
+                asset: hold.asset,
+                available: b.available.max(0) as u128,
+                needed: hold.amount,
+            });
+        }
+        b.available -= needed;
+        b.reserved += needed;
+        Ok(())
+    }
+
+    async fn release(&self, account: AccountId, hold: Hold) {
+        let mut st = self.state.lock();
+        let b = st.balances.entry((account, hold.asset)).or_default();
+        b.available += hold.amount as i128;
+        b.reserved -= hold.amount as i128;
+    }
+
+    async fn balances(&self, account: AccountId) -> Result<Vec<Balance>, AccountsError> {
+        self.require_account(account)?;
+        let st = self.state.lock();
+        let mut out: Vec<Balance> = st
+            .balances
+            .iter()
+            .filter(|((a, _), _)| *a == account)
+            .map(|((_, asset), b)| Balance {
+                asset: *asset,
+                available: b.available.max(0) as u128,
+                reserved: b.reserved.max(0) as u128,
+            })
+            .collect();
+        out.sort_unstable_by_key(|b| b.asset);
+        Ok(out)
+    }
+
+    async fn transfers(&self, account: AccountId) -> Result<Vec<Transfer>, AccountsError> {
+        self.require_account(account)?;
+        let st = self.state.lock();
+        Ok(st
+            .by_account
+            .get(&account)
+            .map(|ids| ids.iter().map(|id| st.transfers[id].clone()).collect())
+            .unwrap_or_default())
+    }
+
+    async fn create_account(&self, now: Timestamp) -> Result<AccountId, AccountsError> {
+        let _admin = self.admin.lock().await;
+        let id = self.state.lock().next_account();
+        self.append(&Op::Account { id, ts: now }).await?;
+        Ok(id)
+    }
+
+    async fn create_key(
+        &self,
+        account: AccountId,
+        permissions: Permissions,
+        now: Timestamp,
+    ) -> Result<NewKey, AccountsError> {
+        let _admin = self.admin.lock().await;
+        if account == AccountId::FEES {
+            // Nobody trades from the fee account.
+            return Err(AccountsError::UnknownAccount(account.0));
+        }
+        self.require_account(account)?;
+        let key_id = format!("k{}", hex::encode(random::<12>()));
+        let salt: [u8; 16] = random();
+        self.append(&Op::Key {
+            key_id: key_id.clone(),
+            account,
+            permissions,
+            salt,
+            ts: now,
+        })
+        .await?;
+        Ok(NewKey {
+            secret: derive_secret(&self.master, &key_id, &salt),
+            key_id,
+            permissions,
+        })
+    }
+
+    async fn set_key_enabled(&self, key_id: &str, enabled: bool) -> Result<(), AccountsError> {
+        let _admin = self.admin.lock().await;
+        if !self.state.lock().keys.contains_key(key_id) {
+            return Err(AccountsError::UnknownKey(key_id.to_owned()));
+        }
+        self.append(&Op::KeyEnabled {
+            key_id: key_id.to_owned(),
+            enabled,
+        })
+        .await
+    }
+
+    async fn transfer(&self, t: Transfer) -> Result<(Transfer, bool), AccountsError> {
+        let _admin = self.admin.lock().await;
+        self.require_account(t.account)?;
+        if let Some(first) = self.state.lock().transfers.get(&t.id) {
+            return if first.same_request(&t) {
+                Ok((first.clone(), false))
+            } else {
+                Err(AccountsError::TransferConflict(t.id))
+            };
+        }
+        let amount = t.amount as i128;
+        if t.kind == TransferKind::Withdrawal {
+            // Take it out of available first, so no order can reserve it meanwhile; the log
+            // replay debits it again from scratch, so put it back before appending.
+            let mut st = self.state.lock();
+            let b = st.balances.entry((t.account, t.asset)).or_default();
+            if b.available < amount {
+                return Err(AccountsError::Insufficient {
+                    asset: t.asset,
+                    available: b.available.max(0) as u128,
+                    needed: t.amount,
+                });
+            }
+            b.available -= amount;
+        }
+        let logged = self.append(&Op::Transfer(t.clone())).await;
+        if t.kind == TransferKind::Withdrawal {
+            // `append` applied the withdrawal (on success); undo the provisional debit.
+            self.state
+                .lock()
+                .balances
+                .entry((t.account, t.asset))
+                .or_default()
+                .available += amount;
+        }
+        logged.map(|()| (t, true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &Path) -> EmbeddedAccounts {
+        EmbeddedAccounts::open(dir, [7; 32]).unwrap()
+    }
+
+    fn deposit(id: &str, account: AccountId, amount: u128) -> Transfer {
+        Transfer {
+            id: id.into(),
+            kind: TransferKind::Deposit,
+            account,
+            asset: AssetId(1),
+            amount,
+            ts: Timestamp(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn transfers_apply_once_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let a = s.create_account(Timestamp(1)).await.unwrap();
+        assert_eq!(a, AccountId(1));
+        assert!(s.transfer(deposit("d1", a, 500)).await.unwrap().1);
+        assert!(
+            !s.transfer(deposit("d1", a, 500)).await.unwrap().1,
+            "a retry"
+        );
+        assert!(matches!(
+            s.transfer(deposit("d1", a, 400)).await,
+            Err(AccountsError::TransferConflict(_))
+        ));
+        let w = Transfer {
+            kind: TransferKind::Withdrawal,
+            ..deposit("w1", a, 501)
+        };
+        assert!(matches!(
+            s.transfer(w.clone()).await,
+            Err(AccountsError::Insufficient { .. })
+        ));
+        s.transfer(Transfer { amount: 200, ..w }).await.unwrap();
+        let hold = Hold {
+            asset: AssetId(1),
+            amount: 250,
+        };
+        s.reserve(a, hold).await.unwrap();
+        assert!(s.reserve(a, hold).await.is_err(), "only 50 left available");
+        let key = s
+            .create_key(a, Permissions::default(), Timestamp(2))
+            .await
+            .unwrap();
+        drop(s);
+        let s = store(dir.path());
+        let b = s.balances(a).await.unwrap();
+        assert_eq!(
+            (b[0].available, b[0].reserved),
+            (300, 0),
+            "a reservation is not durable"
+        );
+        assert_eq!(s.key(&key.key_id).await.unwrap().secret, key.secret);
+        assert_eq!(s.create_account(Timestamp(3)).await.unwrap(), AccountId(2));
+    }
+
+    #[tokio::test]
+    async fn a_signature_is_accepted_once_within_its_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        assert!(s.first_use(b"sig", Timestamp(10), Timestamp(1)).await);
+        assert!(!s.first_use(b"sig", Timestamp(10), Timestamp(2)).await);
+        assert!(s.first_use(b"sig", Timestamp(20), Timestamp(11)).await);
+    }
+
+    #[test]
+    fn secrets_depend_on_the_master_key_and_are_not_logged() {
+        let a = derive_secret(&[1; 32], "k1", &[0; 16]);
+        assert_ne!(a, derive_secret(&[2; 32], "k1", &[0; 16]));
+        assert_eq!(a.0.len(), 64);
+        assert_eq!(format!("{a:?}"), "Secret(<redacted>)");
+    }
+}

@@ -1,0 +1,185 @@
+//! The first admin key, a small signing HTTP client, and the `exchange admin` commands.
+//!
+//! On first start (no admin key in the accounts store) the exchange creates an admin account
+//! and key and writes them to `admin-key.json` in the data directory, readable by its owner
+//! only. `exchange admin ...` reads that file and calls the admin API of the running exchange
+//! with signed requests, exactly as any API client would.
+
+use crate::accounts::{EmbeddedAccounts, write_private};
+use crate::config::{AdminAction, AdminArgs, Config};
+use anyhow::{Context, bail};
+use exchange_gateway::Accounts;
+use exchange_gateway::accounts::Permissions;
+use exchange_gateway::auth::{KEY_HEADER, payload, sign};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The admin key file's name in the data directory.
+pub const KEY_FILE: &str = "admin-key.json";
+
+/// An API key and its secret, as the admin key file holds them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Credentials {
+    pub account: u64,
+    pub key_id: String,
+    pub secret: String,
+}
+
+/// Creates the admin account and key if the store has no admin key yet, and writes the key
+/// file.
+pub async fn bootstrap(accounts: &EmbeddedAccounts, dir: &Path) -> anyhow::Result<()> {
+    if accounts.has_admin_key() {
+        return Ok(());
+    }
+    let now = exchange_gateway::now();
+    let account = accounts.create_account(now).await?;
+    let all = Permissions {
+        read: true,
+        trade: true,
+        admin: true,
+    };
+    let key = accounts.create_key(account, all, now).await?;
+    let creds = Credentials {
+        account: account.0,
+        key_id: key.key_id,
+        secret: String::from_utf8(key.secret.0).context("secrets are hex")?,
+    };
+    let path = dir.join(KEY_FILE);
+    write_private(&path, serde_json::to_string_pretty(&creds)?.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    tracing::info!(path = %path.display(), "created the admin account and API key");
+    Ok(())
+}
+
+/// Reads a key file.
+pub fn read_credentials(path: &Path) -> anyhow::Result<Credentials> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading {} (the exchange writes it to its data directory on first start)",
+            path.display()
+        )
+    })?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// An HTTP client that signs every request with one API key.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    creds: Credentials,
+}
+
+impl Client {
+    /// A client for the exchange at `base` (for example `http://127.0.0.1:8080`).
+    pub fn new(base: impl Into<String>, creds: Credentials) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: base.into().trim_end_matches('/').to_owned(),
+            creds,
+        }
+    }
+
+    /// The key's account.
+    pub fn account(&self) -> u64 {
+        self.creds.account
+    }
+
+    /// Sends a signed request; `path` may carry a query string. Returns status and JSON body
+    /// (`null` when empty).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
+        let query = if query.is_empty() {
+            format!("timestamp={ms}")
+        } else {
+            format!("{query}&timestamp={ms}")
+        };
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let signature = sign(
+            self.creds.secret.as_bytes(),
+            &payload(method.as_str(), path, &query, body.as_bytes()),
+        );
+        let url = format!("{}{path}?{query}&signature={signature}", self.base);
+        let mut req = self
+            .http
+            .request(method, url)
+            .header(KEY_HEADER, &self.creds.key_id);
+        if !body.is_empty() {
+            req = req.header("content-type", "application/json").body(body);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await?;
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Ok((status, json))
+    }
+}
+
+/// Runs one `exchange admin` command against the running exchange and prints its answer.
+pub async fn run(config: &Config, args: AdminArgs) -> anyhow::Result<()> {
+    let key_file: PathBuf = args
+        .key_file
+        .unwrap_or_else(|| config.data_dir.join(KEY_FILE));
+    let url = args
+        .url
+        .unwrap_or_else(|| format!("http://{}", config.listen));
+    let client = Client::new(url, read_credentials(&key_file)?);
+    use reqwest::Method;
+    let (method, path, body) = match args.action {
+        AdminAction::CreateAccount => (Method::POST, "/admin/accounts".to_owned(), None),
+        AdminAction::CreateKey {
+            account,
+            permissions,
+        } => (
+            Method::POST,
+            format!("/admin/accounts/{account}/keys"),
+            Some(
+                json!({ "permissions": permissions.split(',').map(str::trim).collect::<Vec<_>>() }),
+            ),
+        ),
+        AdminAction::DisableKey { key_id } => {
+            (Method::DELETE, format!("/admin/keys/{key_id}"), None)
+        }
+        AdminAction::Deposit {
+            account,
+            asset,
+            amount,
+            id,
+        } => (
+            Method::POST,
+            "/admin/deposits".to_owned(),
+            Some(json!({ "id": id, "account": account, "asset": asset, "amount": amount })),
+        ),
+        AdminAction::Withdraw {
+            account,
+            asset,
+            amount,
+            id,
+        } => (
+            Method::POST,
+            "/admin/withdrawals".to_owned(),
+            Some(json!({ "id": id, "account": account, "asset": asset, "amount": amount })),
+        ),
+        AdminAction::Balances { account } => {
+            (Method::GET, format!("/admin/accounts/{account}"), None)
+        }
+    };
+    let (status, answer) = client.send(method, &path, body.as_ref()).await?;
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    if status >= 400 {
+        bail!("the exchange answered {status}");
+    }
+    Ok(())
+}
