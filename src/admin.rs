@@ -82,18 +82,36 @@ impl Client {
         }
     }
 
+    /// The same key against another URL (after a restart on a new port).
+    pub fn with_base(self, base: impl Into<String>) -> Self {
+        Self::new(base, self.creds)
+    }
+
     /// The key's account.
     pub fn account(&self) -> u64 {
         self.creds.account
     }
 
-    /// Sends a signed request; `path` may carry a query string. Returns status and JSON body
-    /// (`null` when empty).
+    /// Sends a signed request with a JSON body (or none); `path` may carry a query string.
+    /// Returns status and JSON body (`null` when empty).
     pub async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let ct = body.map(|_| "application/json");
+        self.send_raw(method, path, bytes, ct).await
+    }
+
+    /// Sends a signed request with these body bytes and content type.
+    pub async fn send_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Vec<u8>,
+        content_type: Option<&str>,
     ) -> anyhow::Result<(u16, Value)> {
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
         let ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
@@ -102,20 +120,19 @@ impl Client {
         } else {
             format!("{query}&timestamp={ms}")
         };
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
         let signature = sign(
             self.creds.secret.as_bytes(),
-            &payload(method.as_str(), path, &query, body.as_bytes()),
+            &payload(method.as_str(), path, &query, &body),
         );
         let url = format!("{}{path}?{query}&signature={signature}", self.base);
         let mut req = self
             .http
             .request(method, url)
             .header(KEY_HEADER, &self.creds.key_id);
-        if !body.is_empty() {
-            req = req.header("content-type", "application/json").body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
         }
-        let resp = req.send().await?;
+        let resp = req.body(body).send().await?;
         let status = resp.status().as_u16();
         let text = resp.text().await?;
         let json = if text.is_empty() {

@@ -3,27 +3,50 @@
 use exchange::config::Config;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 
 struct TestExchange {
     base: String,
     http: Client,
     running: Option<exchange::Running>,
     dir: tempfile::TempDir,
+    admin: exchange::admin::Client,
+    /// The tests name accounts 1, 2, 3, ...; each gets a real account, funded, and a key.
+    traders: tokio::sync::Mutex<HashMap<u64, exchange::admin::Client>>,
 }
+
+/// What every test trader is funded with.
+const FUNDING: &[(&str, &str)] = &[
+    ("USD", "100000000"),
+    ("BTC", "1000"),
+    ("ETH", "100000"),
+    ("SOL", "10000000"),
+];
 
 impl TestExchange {
     async fn start() -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
-        Self::start_in(dir).await
+        Self::start_in(dir, HashMap::new()).await
     }
 
-    async fn start_in(dir: tempfile::TempDir) -> Self {
+    async fn start_in(
+        dir: tempfile::TempDir,
+        traders: HashMap<u64, exchange::admin::Client>,
+    ) -> Self {
         let config = Config::for_tests(dir.path().to_owned());
         let running = exchange::start(config, std::future::pending())
             .await
             .expect("the exchange starts");
+        let base = format!("http://{}", running.addr);
+        let creds = exchange::admin::read_credentials(&dir.path().join(exchange::admin::KEY_FILE))
+            .expect("the admin key file");
+        let rebase = |c: exchange::admin::Client| c.with_base(base.clone());
         Self {
-            base: format!("http://{}", running.addr),
+            admin: exchange::admin::Client::new(base.clone(), creds),
+            traders: tokio::sync::Mutex::new(
+                traders.into_iter().map(|(k, c)| (k, rebase(c))).collect(),
+            ),
+            base,
             http: Client::new(),
             running: Some(running),
             dir,
@@ -38,10 +61,94 @@ impl TestExchange {
             .shutdown()
             .await
             .expect("clean shutdown");
-        Self::start_in(self.dir).await
+        let traders = std::mem::take(&mut *self.traders.lock().await);
+        Self::start_in(self.dir, traders).await
     }
 
+    async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let (s, v) = self
+            .admin
+            .send(method, path, body.as_ref())
+            .await
+            .expect("answered");
+        (StatusCode::from_u16(s).unwrap(), v)
+    }
+
+    /// The signing client of test trader `n`: on first use an account is created, funded and
+    /// given a read+trade key.
+    async fn trader(&self, n: u64) -> exchange::admin::Client {
+        let mut traders = self.traders.lock().await;
+        if let Some(c) = traders.get(&n) {
+            return c.clone();
+        }
+        let (_, acct) = self.admin(Method::POST, "/admin/accounts", None).await;
+        let account = acct["account"].as_str().unwrap().to_owned();
+        for (asset, amount) in FUNDING {
+            let (s, body) = self
+                .admin(
+                    Method::POST,
+                    "/admin/deposits",
+                    Some(json!({"id": format!("fund-{account}-{asset}"), "account": account, "asset": asset, "amount": amount})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{body}");
+        }
+        let (s, key) = self
+            .admin(
+                Method::POST,
+                &format!("/admin/accounts/{account}/keys"),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{key}");
+        let client = exchange::admin::Client::new(
+            self.base.clone(),
+            exchange::admin::Credentials {
+                account: account.parse().unwrap(),
+                key_id: key["key_id"].as_str().unwrap().into(),
+                secret: key["secret"].as_str().unwrap().into(),
+            },
+        );
+        traders.insert(n, client.clone());
+        client
+    }
+
+    /// The real account id of test trader `n`.
+    async fn account_of(&self, n: u64) -> String {
+        self.trader(n).await.account().to_string()
+    }
+
+    /// A request as test trader `n` would send it: signed with its key. The trader is named by
+    /// an `account` field of the body or an `account=` query parameter (taken out of the
+    /// request); private paths without one act as trader 1; public paths go unsigned.
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let (path, trader) = take_account(path, body.as_ref());
+        let body = body.map(|mut b| {
+            if let Some(o) = b.as_object_mut() {
+                o.remove("account");
+            }
+            b
+        });
+        let private = path.starts_with("/order") || path.starts_with("/account");
+        match (trader, private) {
+            (None, false) => self.unsigned(method, &path, body).await,
+            (t, _) => {
+                let client = self.trader(t.unwrap_or(1)).await;
+                let (s, v) = client
+                    .send(method, &path, body.as_ref())
+                    .await
+                    .expect("answered");
+                (StatusCode::from_u16(s).unwrap(), v)
+            }
+        }
+    }
+
+    async fn unsigned(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(b) = body {
             req = req.json(&b);
@@ -71,6 +178,33 @@ impl TestExchange {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
+    }
+}
+
+/// Splits the test trader out of a request: `account=N` in the query, or `account` in the body.
+fn take_account(path: &str, body: Option<&Value>) -> (String, Option<u64>) {
+    let from_body = body.and_then(|b| b.get("account")).and_then(|v| {
+        v.as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    });
+    let Some((p, q)) = path.split_once('?') else {
+        return (path.to_owned(), from_body);
+    };
+    let mut trader = from_body;
+    let rest: Vec<&str> = q
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("account=") {
+            Some(n) => {
+                trader = n.parse().ok();
+                false
+            }
+            None => true,
+        })
+        .collect();
+    if rest.is_empty() {
+        (p.to_owned(), trader)
+    } else {
+        (format!("{p}?{}", rest.join("&")), trader)
     }
 }
 
@@ -181,11 +315,22 @@ async fn market_ioc_fok_post_only_and_stp_through_the_api() {
         ),
         (Some("FILLED"), Some("0.50000"), Some("50.5000000"))
     );
-    // Market order sized in base, more than the book holds: the rest is cancelled.
+    // A market buy's cost must be known before it trades: it is sized in quote.
+    assert_error(
+        &ex.post(
+            "/orders",
+            order(json!({"type": "MARKET", "quantity": "2.00000"})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        1013,
+        Some("quantity"),
+    );
+    // A market buy for more than the book holds: the rest is cancelled.
     let (_, m) = ex
         .post(
             "/orders",
-            order(json!({"type": "MARKET", "quantity": "2.00000"})),
+            order(json!({"type": "MARKET", "quote_quantity": "100000.00"})),
         )
         .await;
     assert_eq!(
@@ -318,10 +463,10 @@ async fn every_error_is_json_with_a_code_and_the_right_status() {
         Some("limit"),
     );
     assert_error(
-        &ex.get("/orders").await,
-        StatusCode::BAD_REQUEST,
-        1004,
-        Some("account"),
+        &ex.unsigned(Method::GET, "/orders", None).await,
+        StatusCode::UNAUTHORIZED,
+        2001,
+        None,
     );
     assert_error(
         &ex.get("/no-such-route").await,
@@ -338,49 +483,39 @@ async fn every_error_is_json_with_a_code_and_the_right_status() {
     // Malformed JSON, wrong content type, too large: raw requests.
     // A client per raw request: the server closes a connection whose body it refused (413), and
     // a pooled client could race to reuse it for the next request.
+    let signer = ex.trader(1).await;
     let raw = |body: Vec<u8>, ct: &'static str| {
-        Client::new()
-            .post(format!("{}/orders", ex.base))
-            .header("content-type", ct)
-            .body(body)
-            .send()
-    };
-    let parse = |r: reqwest::Response| async move {
-        (
-            r.status(),
-            r.json::<Value>().await.expect("a JSON error body"),
-        )
+        let fresh = signer.clone().with_base(ex.base.clone());
+        async move {
+            let (s, v) = fresh
+                .send_raw(Method::POST, "/orders", body, Some(ct))
+                .await
+                .expect("answered");
+            (StatusCode::from_u16(s).unwrap(), v)
+        }
     };
     assert_error(
-        &parse(
-            raw(b"{\"account\": 1,".to_vec(), "application/json")
-                .await
-                .unwrap(),
-        )
-        .await,
+        &raw(b"{\"symbol\": \"BTC-USD\",".to_vec(), "application/json").await,
         StatusCode::BAD_REQUEST,
         1001,
         None,
     );
     assert_error(
-        &parse(raw(b"[1, 2]".to_vec(), "application/json").await.unwrap()).await,
+        &raw(b"[1, 2]".to_vec(), "application/json").await,
         StatusCode::BAD_REQUEST,
         1001,
         None,
     );
+    let mut unsigned_good = good.clone();
+    unsigned_good.as_object_mut().unwrap().remove("account");
     assert_error(
-        &parse(
-            raw(good.to_string().into_bytes(), "text/plain")
-                .await
-                .unwrap(),
-        )
-        .await,
+        &raw(unsigned_good.to_string().into_bytes(), "text/plain").await,
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         1002,
         None,
     );
     assert_error(
-        &parse(raw(vec![b' '; 70_000], "application/json").await.unwrap()).await,
+        &raw(vec![b' '; 70_000], "application/json").await,
         StatusCode::PAYLOAD_TOO_LARGE,
         1003,
         None,
@@ -450,7 +585,7 @@ async fn list_amend_cancel_and_cancel_all() {
         ),
         (Some("CANCELLED"), Some("USER"))
     );
-    let (_, read) = ex.get(&format!("/orders/{b_id}")).await;
+    let (_, read) = ex.get(&format!("/orders/{b_id}?account=7")).await;
     assert_eq!(read["status"], "CANCELLED", "finished orders stay readable");
     // Cancel all on every symbol.
     let (s, all) = ex.delete("/orders?account=7").await;
@@ -622,6 +757,15 @@ async fn symbols_health_metrics_and_openapi() {
         ("/market-data/{symbol}/trades", "get"),
         ("/health", "get"),
         ("/metrics", "get"),
+        ("/account", "get"),
+        ("/account/trades", "get"),
+        ("/account/ledger", "get"),
+        ("/admin/accounts", "post"),
+        ("/admin/accounts/{account}", "get"),
+        ("/admin/accounts/{account}/keys", "post"),
+        ("/admin/keys/{key_id}", "delete"),
+        ("/admin/deposits", "post"),
+        ("/admin/withdrawals", "post"),
     ];
     for (path, method) in expected {
         assert!(
