@@ -12,6 +12,7 @@
 use crate::command::{MarketSize, NewOrder, OrderType};
 use crate::num::{self, Notional, NumError, Price, Qty};
 use crate::types::Side;
+use crate::views::OrderRecord;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -197,6 +198,27 @@ impl Funding {
             }),
             (OrderType::Market { .. }, Side::Buy) => Err(HoldError::MarketBuyByBase),
             (OrderType::Market { .. }, Side::Sell) => Err(HoldError::MarketSellByQuote),
+        }
+    }
+
+    /// What an amendment of `order` to `new_price` / `new_qty` (total, filled part included)
+    /// needs beyond what the order holds now (zero if it needs less).
+    pub fn amend_extra(
+        &self,
+        order: &OrderRecord,
+        new_price: Option<Price>,
+        new_qty: Option<Qty>,
+    ) -> Hold {
+        let held = self.limit_hold(order.side, order.price, order.remaining);
+        let qty = new_qty.unwrap_or(order.qty);
+        let needed = self.limit_hold(
+            order.side,
+            new_price.unwrap_or(order.price),
+            Qty(qty.0.saturating_sub(order.filled.0)),
+        );
+        Hold {
+            asset: needed.asset,
+            amount: needed.amount.saturating_sub(held.amount),
         }
     }
 

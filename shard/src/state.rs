@@ -170,18 +170,11 @@ impl ShardState {
                 else {
                     return true;
                 };
-                let (Some(f), Some(held)) =
-                    (self.funding.get(o.symbol.0 as usize), self.funds.hold(o.id))
-                else {
-                    return true;
-                };
-                let qty = a.new_qty.unwrap_or(o.qty);
-                let needed = f.limit_hold(
-                    o.side,
-                    a.new_price.unwrap_or(o.price),
-                    exchange_core::Qty(qty.0.saturating_sub(o.filled.0)),
-                );
-                held.amount + rec.hold.amount >= needed.amount
+                // The order holds exactly what its remaining quantity needs at its price
+                // (`FundsState::updated` keeps it so), which is what `amend_extra` assumes.
+                self.funding.get(o.symbol.0 as usize).is_none_or(|f| {
+                    f.amend_extra(o, a.new_price, a.new_qty).amount <= rec.hold.amount
+                })
             }
             Command::Cancel(_) | Command::CancelAll(_) => true,
         }

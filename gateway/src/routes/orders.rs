@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use exchange_core::{
     AccountId, CancelAll, CancelOrder, ClientOrderId, Command, ErrorCode, EventKind, Hold,
-    OrderRecord, OrderRef, Qty, StatusFilter, StatusKind,
+    OrderRecord, OrderRef, StatusFilter, StatusKind,
 };
 
 /// The execution report of the order a command acted on, with its fills from this command.
@@ -332,18 +332,10 @@ pub async fn amend_order(
     let amend = validate::amend(app.exchange.symbols(), order.id, &req, caller.account)?;
     // Reserve what the amended order needs beyond what it holds now; the shard checks it
     // again against the order as it stands when the amendment is applied.
-    let funding = app.spec(order.symbol).funding;
-    let remaining = |qty: Qty| Qty(qty.0.saturating_sub(order.filled.0));
-    let held = funding.limit_hold(order.side, order.price, order.remaining);
-    let needed = funding.limit_hold(
-        order.side,
-        amend.new_price.unwrap_or(order.price),
-        remaining(amend.new_qty.unwrap_or(order.qty)),
-    );
-    let extra = Hold {
-        asset: needed.asset,
-        amount: needed.amount.saturating_sub(held.amount),
-    };
+    let extra = app
+        .spec(order.symbol)
+        .funding
+        .amend_extra(&order, amend.new_price, amend.new_qty);
     let submitted = funded_submit(&app, caller.account, Command::Amend(amend), extra).await?;
     Ok(Json(report(&app, &submitted)?))
 }
