@@ -87,6 +87,11 @@ impl Client {
         Self::new(base, self.creds)
     }
 
+    /// The key's id.
+    pub fn key_id(&self) -> &str {
+        &self.creds.key_id
+    }
+
     /// The key's account.
     pub fn account(&self) -> u64 {
         self.creds.account
