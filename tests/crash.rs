@@ -3,11 +3,15 @@
 //!
 //! After the restart every acknowledged order is there with a state consistent with its
 //! acknowledgement, a repeated client order id still returns the first order, and the books,
-//! trades and order states equal a reference that replays the journals from the first record.
+//! trades and order states equal a reference that replays the journals from the first record,
+//! and money is conserved: every account's balance is its deposits plus what the reference
+//! replay says the shards changed, and across accounts (fee account included) each asset sums
+//! to what was deposited.
 
-use exchange_core::{OrderId, ShardId, SymbolTable, Timestamp, shard_for};
+use exchange::admin::{Client as Signer, Credentials, KEY_FILE, read_credentials};
+use exchange_core::{AccountId, OrderId, ShardId, SymbolTable, Timestamp, shard_for};
 use exchange_shard::{CommandLog, Journal, JournalConfig, ShardState};
-use reqwest::{Client, StatusCode};
+use reqwest::{Client, Method};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -64,9 +68,13 @@ fn spawn(dir: &std::path::Path) -> Process {
     Process { child, base }
 }
 
+/// What each trader is funded with.
+const FUNDING: &[(&str, &str)] = &[("USD", "100000000"), ("BTC", "10000"), ("ETH", "100000")];
+
 /// One acknowledged order, as its acknowledgement described it.
 #[derive(Clone, Debug)]
 struct Ack {
+    worker: u64,
     request: Value,
     order_id: String,
     status: String,
@@ -98,7 +106,6 @@ fn order_request(worker: u64, n: u64) -> Value {
         )
     };
     json!({
-        "account": 1 + worker,
         "symbol": symbol,
         "side": side,
         "type": "LIMIT",
@@ -116,34 +123,66 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged_and_applies_nothing_twice
         .build()
         .expect("a client");
     let mut first = spawn(dir.path());
+    let admin = Signer::new(
+        first.base.clone(),
+        read_credentials(&dir.path().join(KEY_FILE)).expect("the admin key file"),
+    );
+    // Eight funded traders, each with a key.
+    let mut traders = Vec::new();
+    for worker in 0..8u64 {
+        let (_, a) = admin
+            .send(Method::POST, "/admin/accounts", None)
+            .await
+            .unwrap();
+        let account = a["account"].as_str().unwrap().to_owned();
+        for (asset, amount) in FUNDING {
+            let (s, body) = admin
+                .send(
+                    Method::POST,
+                    "/admin/deposits",
+                    Some(&json!({"id": format!("{worker}-{asset}"), "account": account, "asset": asset, "amount": amount})),
+                )
+                .await
+                .unwrap();
+            assert_eq!(s, 201, "{body}");
+        }
+        let (_, key) = admin
+            .send(
+                Method::POST,
+                &format!("/admin/accounts/{account}/keys"),
+                Some(&json!({})),
+            )
+            .await
+            .unwrap();
+        traders.push(Credentials {
+            account: account.parse().unwrap(),
+            key_id: key["key_id"].as_str().unwrap().into(),
+            secret: key["secret"].as_str().unwrap().into(),
+        });
+    }
     let acks: Arc<Mutex<Vec<Ack>>> = Arc::default();
     let deadline = Instant::now() + Duration::from_secs(20);
 
     // Eight clients place orders as fast as they are answered.
     let mut workers = Vec::new();
     for worker in 0..8u64 {
-        let (http, base, acks) = (http.clone(), first.base.clone(), Arc::clone(&acks));
+        let signer = Signer::new(first.base.clone(), traders[worker as usize].clone());
+        let acks = Arc::clone(&acks);
         workers.push(tokio::spawn(async move {
             for n in 0..100_000u64 {
                 if Instant::now() > deadline {
                     break;
                 }
                 let request = order_request(worker, n);
-                let Ok(resp) = http
-                    .post(format!("{base}/orders"))
-                    .json(&request)
-                    .send()
-                    .await
+                let Ok((status, body)) = signer.send(Method::POST, "/orders", Some(&request)).await
                 else {
                     break;
                 };
-                if resp.status() != StatusCode::CREATED {
+                if status != 201 {
                     break;
                 }
-                let Ok(body) = resp.json::<Value>().await else {
-                    break;
-                };
                 acks.lock().await.push(Ack {
+                    worker,
                     order_id: body["order_id"].as_str().expect("an id").to_owned(),
                     status: body["status"].as_str().expect("a status").to_owned(),
                     filled: body["filled_quantity"].as_str().expect("a fill").to_owned(),
@@ -170,20 +209,18 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged_and_applies_nothing_twice
 
     let second = spawn(dir.path());
     let base = &second.base;
+    let signers: Vec<Signer> = traders
+        .iter()
+        .map(|c| Signer::new(base.clone(), c.clone()))
+        .collect();
+    let signer_of = |ack: &Ack| &signers[ack.worker as usize];
     // Every acknowledged order is there, consistent with what was acknowledged.
     for ack in &acks {
-        let resp = http
-            .get(format!("{base}/orders/{}", ack.order_id))
-            .send()
+        let (status, now) = signer_of(ack)
+            .send(Method::GET, &format!("/orders/{}", ack.order_id), None)
             .await
             .expect("answered");
-        assert_eq!(
-            resp.status(),
-            StatusCode::OK,
-            "acknowledged order {} is lost",
-            ack.order_id
-        );
-        let now: Value = resp.json().await.expect("json");
+        assert_eq!(status, 200, "acknowledged order {} is lost", ack.order_id);
         if ack.status == "FILLED" || ack.status == "CANCELLED" {
             assert_eq!(
                 (now["status"].as_str(), now["filled_quantity"].as_str()),
@@ -211,19 +248,15 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged_and_applies_nothing_twice
     }
     // A repeated client order id still returns the first order: nothing is placed twice.
     for ack in acks.iter().step_by(97) {
-        let resp = http
-            .post(format!("{base}/orders"))
-            .json(&ack.request)
-            .send()
+        let (status, body) = signer_of(ack)
+            .send(Method::POST, "/orders", Some(&ack.request))
             .await
             .expect("answered");
         assert_eq!(
-            resp.status(),
-            StatusCode::OK,
+            status, 200,
             "a retry of {} placed a new order",
             ack.order_id
         );
-        let body: Value = resp.json().await.expect("json");
         assert_eq!(body["order_id"].as_str(), Some(ack.order_id.as_str()));
     }
     // Read what the restarted exchange serves, then stop it cleanly (SIGTERM, exit 0).
@@ -244,6 +277,24 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged_and_applies_nothing_twice
         let depth = get_json(format!("{base}/market-data/{symbol}/depth?limit=1000")).await;
         let ticker = get_json(format!("{base}/market-data/{symbol}")).await;
         served.push((symbol, depth, ticker));
+    }
+    // Every account's balances as served, the admin's and the fee account's included.
+    let admin = Signer::new(
+        base.clone(),
+        read_credentials(&dir.path().join(KEY_FILE)).unwrap(),
+    );
+    let mut balances = Vec::new();
+    for account in traders
+        .iter()
+        .map(|c| c.account)
+        .chain([admin.account(), 0])
+    {
+        let (s, b) = admin
+            .send(Method::GET, &format!("/admin/accounts/{account}"), None)
+            .await
+            .unwrap();
+        assert_eq!(s, 200, "{b}");
+        balances.push((account, b));
     }
     let mut second = second;
     let status = Command::new("kill")
@@ -303,6 +354,39 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged_and_applies_nothing_twice
             trades, last_id,
             "{symbol}: trades served vs trades in the reference"
         );
+    }
+    // Money is conserved, and each balance is its deposits plus the reference's changes.
+    let mut sums: std::collections::HashMap<String, i128> = Default::default();
+    for (account, served) in &balances {
+        for b in served["balances"].as_array().unwrap() {
+            let asset = b["asset"].as_str().unwrap();
+            let spec = symbols.assets().by_name(asset).unwrap();
+            let units = |s: &str| -> i128 { s.replace('.', "").parse().unwrap() };
+            let total = units(b["total"].as_str().unwrap());
+            let deposited = if traders.iter().any(|c| c.account == *account) {
+                FUNDING
+                    .iter()
+                    .find(|(a, _)| *a == asset)
+                    .map_or(0, |(_, amount)| {
+                        spec.from_decimal(amount.parse().unwrap()).unwrap() as i128
+                    })
+            } else {
+                0
+            };
+            let changed: i128 = reference
+                .iter()
+                .flat_map(|s| s.funds().deltas())
+                .filter(|(a, s, _)| *a == AccountId(*account) && *s == spec.id)
+                .map(|(_, _, d)| d.total())
+                .sum();
+            assert_eq!(total, deposited + changed, "account {account} {asset}");
+            *sums.entry(asset.to_owned()).or_default() += total;
+        }
+    }
+    for (asset, amount) in FUNDING {
+        let spec = symbols.assets().by_name(asset).unwrap();
+        let deposited = 8 * spec.from_decimal(amount.parse().unwrap()).unwrap() as i128;
+        assert_eq!(sums[*asset], deposited, "{asset} is conserved");
     }
     for ack in &acks {
         let id = OrderId(ack.order_id.parse().unwrap());
