@@ -14,6 +14,7 @@ use exchange_gateway::auth::{KEY_HEADER, payload, sign};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The admin key file's name in the data directory.
@@ -76,7 +77,10 @@ impl Client {
     /// A client for the exchange at `base` (for example `http://127.0.0.1:8080`).
     pub fn new(base: impl Into<String>, creds: Credentials) -> Self {
         Self {
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .expect("a plain HTTP client builds"),
             base: base.into().trim_end_matches('/').to_owned(),
             creds,
         }
@@ -85,6 +89,15 @@ impl Client {
     /// The same key against another URL (after a restart on a new port).
     pub fn with_base(self, base: impl Into<String>) -> Self {
         Self::new(base, self.creds)
+    }
+
+    /// Another key over the same connections.
+    pub fn with_key(&self, creds: Credentials) -> Self {
+        Self {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            creds,
+        }
     }
 
     /// The key's id.
@@ -118,12 +131,16 @@ impl Client {
         body: Vec<u8>,
         content_type: Option<&str>,
     ) -> anyhow::Result<(u16, Value)> {
+        static NONCE: AtomicU64 = AtomicU64::new(0);
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
         let ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
+        // The nonce tells apart identical requests signed in the same millisecond, which the
+        // exchange would otherwise refuse as a replay.
+        let nonce = NONCE.fetch_add(1, Ordering::Relaxed);
         let query = if query.is_empty() {
-            format!("timestamp={ms}")
+            format!("timestamp={ms}&nonce={nonce}")
         } else {
-            format!("{query}&timestamp={ms}")
+            format!("{query}&timestamp={ms}&nonce={nonce}")
         };
         let signature = sign(
             self.creds.secret.as_bytes(),

@@ -10,11 +10,16 @@
 //! coordinated omission, as wrk2 measures). Every order is a limit order near a mid on
 //! several symbols from many accounts, so orders rest, cross and trade.
 //!
+//! Before the load, `accounts` accounts are created with the admin key, funded and given a
+//! trading key each; every order is signed by its account's key, as any API client signs.
+//!
 //! With `verify`, every acknowledged order is read back afterwards and must match what was
 //! sent and what was acknowledged: nothing acknowledged may be lost or changed.
 
 use anyhow::{Context, bail};
+use exchange::admin::{Client as Signer, Credentials};
 use hdrhistogram::Histogram;
+use reqwest::Method;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -34,8 +39,10 @@ pub struct Options {
     pub warmup: Duration,
     /// Symbols with their mid price.
     pub symbols: Vec<(String, u64)>,
-    /// Accounts to spread the orders over.
+    /// Accounts to create, fund and spread the orders over.
     pub accounts: u64,
+    /// The admin key that creates and funds them.
+    pub admin: Credentials,
     /// Read every acknowledged order back after the run.
     pub verify: bool,
     /// Open loop at this many orders per second in total; `None` for closed loop.
@@ -112,6 +119,8 @@ impl Summary {
 
 /// An order as acknowledged, kept for verification.
 struct Ack {
+    /// Index of the account (and key) that placed it.
+    trader: usize,
     request: Value,
     response: Value,
 }
@@ -122,7 +131,8 @@ struct Tally {
     acks: Vec<Ack>,
 }
 
-fn order(symbols: &[(String, u64)], accounts: u64, client: usize, n: u64) -> Value {
+/// The next order of `client`, and which of the `accounts` places it.
+fn order(symbols: &[(String, u64)], accounts: u64, client: usize, n: u64) -> (usize, Value) {
     // A deterministic spread of prices within ±0.5% of the mid; buyers and sellers overlap, so
     // many orders trade.
     let (name, mid) = &symbols[(n as usize + client) % symbols.len()];
@@ -130,28 +140,88 @@ fn order(symbols: &[(String, u64)], accounts: u64, client: usize, n: u64) -> Val
     let side = if h.is_multiple_of(2) { "BUY" } else { "SELL" };
     let offset = (h >> 8) % 100;
     let price = mid * 1000 - mid * 5 + mid * offset / 10;
-    json!({
-        "account": 1 + (h >> 20) % accounts,
+    let trader = ((h >> 20) % accounts) as usize;
+    let body = json!({
         "symbol": name,
         "side": side,
         "type": "LIMIT",
         "price": format!("{}.{:02}", price / 1000, (price % 1000) / 10),
         "quantity": "0.0100",
-    })
+    });
+    (trader, body)
+}
+
+/// What each account is funded with: far more than a run's resting orders can hold.
+const FUNDING: &[(&str, &str)] = &[
+    ("USD", "1000000000"),
+    ("BTC", "100000"),
+    ("ETH", "1000000"),
+    ("SOL", "100000000"),
+];
+
+/// Creates and funds `n` accounts, each with a read+trade key.
+async fn traders(o: &Options) -> anyhow::Result<Vec<Credentials>> {
+    let admin = Signer::new(o.urls[0].clone(), o.admin.clone());
+    let tag = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos();
+    let mut out = Vec::new();
+    for i in 0..o.accounts {
+        let ok = |(s, body): (u16, Value), what: &str| {
+            if s >= 300 {
+                bail!("{what}: the exchange answered {s} {body}");
+            }
+            Ok(body)
+        };
+        let a = ok(
+            admin.send(Method::POST, "/admin/accounts", None).await?,
+            "creating an account (is the admin key file the exchange's?)",
+        )?;
+        let account = a["account"].as_str().context("an account id")?.to_owned();
+        for (asset, amount) in FUNDING {
+            let id = format!("loadgen-{tag}-{i}-{asset}");
+            ok(
+                admin
+                    .send(
+                        Method::POST,
+                        "/admin/deposits",
+                        Some(&json!({"id": id, "account": account, "asset": asset, "amount": amount})),
+                    )
+                    .await?,
+                "funding an account",
+            )?;
+        }
+        let key = ok(
+            admin
+                .send(
+                    Method::POST,
+                    &format!("/admin/accounts/{account}/keys"),
+                    Some(&json!({"permissions": ["read", "trade"]})),
+                )
+                .await?,
+            "creating a key",
+        )?;
+        out.push(Credentials {
+            account: account.parse()?,
+            key_id: key["key_id"].as_str().context("a key id")?.into(),
+            secret: key["secret"].as_str().context("a secret")?.into(),
+        });
+    }
+    Ok(out)
 }
 
 async fn client(
     o: Arc<Options>,
+    keys: Arc<Vec<Credentials>>,
     id: usize,
     start: Instant,
     stop: Instant,
     done: Arc<AtomicU64>,
 ) -> anyhow::Result<Tally> {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(1)
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let url = format!("{}/orders", o.urls[id % o.urls.len()]);
+    let base = &o.urls[id % o.urls.len()];
+    // One connection per client, shared by the keys it signs with.
+    let first = Signer::new(base.clone(), keys[0].clone());
+    let signers: Vec<Signer> = keys.iter().map(|k| first.with_key(k.clone())).collect();
     let mut tally = Tally {
         latency: Histogram::new_with_bounds(1, 60_000_000, 3)?,
         outcomes: BTreeMap::new(),
@@ -167,7 +237,7 @@ async fn client(
     let mut n = 0u64;
     while Instant::now() < stop {
         n += 1;
-        let body = order(&o.symbols, o.accounts, id, n);
+        let (trader, body) = order(&o.symbols, o.accounts, id, n);
         let sent = match interval {
             Some(interval) => {
                 tokio::time::sleep_until(due.into()).await;
@@ -180,17 +250,15 @@ async fn client(
         if sent >= stop {
             break;
         }
-        let (outcome, response) = match http.post(&url).json(&body).send().await {
-            Ok(resp) => {
-                let status = resp.status();
-                let response = resp.json::<Value>().await.ok();
-                (
-                    status.as_u16().to_string(),
-                    response.filter(|_| status.as_u16() == 201),
-                )
-            }
-            Err(e) if e.is_timeout() => ("timeout".into(), None),
-            Err(_) => ("connection error".into(), None),
+        let (outcome, response) = match signers[trader]
+            .send(Method::POST, "/orders", Some(&body))
+            .await
+        {
+            Ok((status, response)) => (status.to_string(), (status == 201).then_some(response)),
+            Err(e) => match e.downcast_ref::<reqwest::Error>() {
+                Some(e) if e.is_timeout() => ("timeout".into(), None),
+                _ => ("connection error".into(), None),
+            },
         };
         if sent.duration_since(start) >= o.warmup {
             tally
@@ -203,6 +271,7 @@ async fn client(
             && let Some(response) = response
         {
             tally.acks.push(Ack {
+                trader,
                 request: body,
                 response,
             });
@@ -212,7 +281,7 @@ async fn client(
 }
 
 /// Why an order read back does not match its acknowledgement, if it does not.
-fn mismatch(ack: &Ack, now: &Value) -> Option<String> {
+fn mismatch(ack: &Ack, account: u64, now: &Value) -> Option<String> {
     let id = ack.response["order_id"].as_str().unwrap_or("?");
     // Decimals come back at the symbol's scale ("0.01000" for "0.0100"): compare them trimmed.
     let trimmed = |v: &Value| {
@@ -231,7 +300,7 @@ fn mismatch(ack: &Ack, now: &Value) -> Option<String> {
             ));
         }
     }
-    if now["account"].as_str() != Some(ack.request["account"].to_string().as_str()) {
+    if now["account"].as_str() != Some(account.to_string().as_str()) {
         return Some(format!("order {id}: account is {}", now["account"]));
     }
     let lots = |v: &Value| {
@@ -262,30 +331,34 @@ fn mismatch(ack: &Ack, now: &Value) -> Option<String> {
 }
 
 /// Reads every acknowledged order back, `clients` at a time.
-async fn verify(o: &Options, acks: Vec<Ack>) -> anyhow::Result<Verification> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
+async fn verify(
+    o: &Options,
+    keys: &Arc<Vec<Credentials>>,
+    acks: Vec<Ack>,
+) -> anyhow::Result<Verification> {
     let acks = Arc::new(acks);
     let workers = o.clients.clamp(1, 64);
     let mut tasks = Vec::new();
     for w in 0..workers {
-        let (http, acks, base) = (
-            http.clone(),
+        let (acks, keys, base) = (
             Arc::clone(&acks),
+            Arc::clone(keys),
             o.urls[w % o.urls.len()].clone(),
         );
         tasks.push(tokio::spawn(async move {
+            let first = Signer::new(base, keys[0].clone());
             let mut v = Verification::default();
             for ack in acks.iter().skip(w).step_by(workers) {
                 v.checked += 1;
                 let id = ack.response["order_id"].as_str().unwrap_or_default();
-                let problem = match http.get(format!("{base}/orders/{id}")).send().await {
-                    Ok(r) if r.status().is_success() => match r.json::<Value>().await {
-                        Ok(now) => mismatch(ack, &now),
-                        Err(e) => Some(format!("order {id}: unreadable answer: {e}")),
-                    },
-                    Ok(r) => Some(format!("order {id}: read back as {}", r.status())),
+                let key = &keys[ack.trader];
+                let signer = first.with_key(key.clone());
+                let problem = match signer
+                    .send(Method::GET, &format!("/orders/{id}"), None)
+                    .await
+                {
+                    Ok((200, now)) => mismatch(ack, key.account, &now),
+                    Ok((status, body)) => Some(format!("order {id}: read back as {status} {body}")),
                     Err(e) => Some(format!("order {id}: {e}")),
                 };
                 if let Some(p) = problem {
@@ -317,12 +390,22 @@ pub async fn run(o: Options) -> anyhow::Result<Summary> {
     if o.symbols.is_empty() || o.clients == 0 || o.urls.is_empty() {
         bail!("need at least one URL, one symbol and one client");
     }
+    let keys = Arc::new(traders(&o).await?);
     let o = Arc::new(o);
     let start = Instant::now();
     let stop = start + o.warmup + o.duration;
     let done = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..o.clients)
-        .map(|id| tokio::spawn(client(Arc::clone(&o), id, start, stop, Arc::clone(&done))))
+        .map(|id| {
+            tokio::spawn(client(
+                Arc::clone(&o),
+                Arc::clone(&keys),
+                id,
+                start,
+                stop,
+                Arc::clone(&done),
+            ))
+        })
         .collect();
     let progress = o.progress.then(|| {
         let done = Arc::clone(&done);
@@ -362,7 +445,7 @@ pub async fn run(o: Options) -> anyhow::Result<Summary> {
     let seconds = o.duration.as_secs_f64();
     let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
     let verification = if o.verify {
-        Some(verify(&o, acks).await?)
+        Some(verify(&o, &keys, acks).await?)
     } else {
         None
     };
@@ -392,7 +475,8 @@ mod tests {
 
     fn ack(status: &str, filled: &str) -> Ack {
         Ack {
-            request: json!({"account": 7, "symbol": "BTC-USD", "side": "BUY", "type": "LIMIT", "price": "65000.00", "quantity": "0.0100"}),
+            trader: 0,
+            request: json!({"symbol": "BTC-USD", "side": "BUY", "type": "LIMIT", "price": "65000.00", "quantity": "0.0100"}),
             response: json!({"order_id": "1", "status": status, "filled_quantity": filled}),
         }
     }
@@ -404,16 +488,16 @@ mod tests {
     #[test]
     fn matching_reads_pass_at_any_scale() {
         assert_eq!(
-            mismatch(&ack("NEW", "0.00000"), &read("NEW", "0.00000")),
+            mismatch(&ack("NEW", "0.00000"), 7, &read("NEW", "0.00000")),
             None
         );
         assert_eq!(
-            mismatch(&ack("NEW", "0.00000"), &read("FILLED", "0.01000")),
+            mismatch(&ack("NEW", "0.00000"), 7, &read("FILLED", "0.01000")),
             None,
             "later fills are fine"
         );
         assert_eq!(
-            mismatch(&ack("FILLED", "0.01000"), &read("FILLED", "0.01000")),
+            mismatch(&ack("FILLED", "0.01000"), 7, &read("FILLED", "0.01000")),
             None
         );
     }
@@ -421,22 +505,26 @@ mod tests {
     #[test]
     fn each_kind_of_divergence_is_caught() {
         assert!(
-            mismatch(&ack("PARTIALLY_FILLED", "0.00500"), &read("NEW", "0.00000"))
-                .unwrap()
-                .contains("lost fills")
+            mismatch(
+                &ack("PARTIALLY_FILLED", "0.00500"),
+                7,
+                &read("NEW", "0.00000")
+            )
+            .unwrap()
+            .contains("lost fills")
         );
-        assert!(mismatch(&ack("FILLED", "0.01000"), &read("CANCELLED", "0.01000")).is_some());
+        assert!(mismatch(&ack("FILLED", "0.01000"), 7, &read("CANCELLED", "0.01000")).is_some());
         let mut other = read("NEW", "0.00000");
         other["price"] = json!("65000.01");
         assert!(
-            mismatch(&ack("NEW", "0.00000"), &other)
+            mismatch(&ack("NEW", "0.00000"), 7, &other)
                 .unwrap()
                 .contains("price")
         );
         let mut other = read("NEW", "0.00000");
         other["account"] = json!("8");
         assert!(
-            mismatch(&ack("NEW", "0.00000"), &other)
+            mismatch(&ack("NEW", "0.00000"), 7, &other)
                 .unwrap()
                 .contains("account")
         );

@@ -26,9 +26,12 @@ struct Args {
     /// Symbols to trade, with their mid price (SYMBOL=MID).
     #[arg(long = "symbol", default_values_t = ["BTC-USD=65000".to_string(), "ETH-USD=3000".to_string(), "SOL-USD=150".to_string()])]
     symbols: Vec<String>,
-    /// Accounts to spread the orders over.
-    #[arg(long, default_value_t = 1000)]
+    /// Accounts to create, fund and spread the orders over.
+    #[arg(long, default_value_t = 100)]
     accounts: u64,
+    /// The exchange's admin key file (it writes one to its data directory on first start).
+    #[arg(long, default_value = "./data/admin-key.json")]
+    admin_key_file: std::path::PathBuf,
     /// Read every acknowledged order back afterwards; exit 1 on any mismatch.
     #[arg(long)]
     verify: bool,
@@ -65,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
         warmup: Duration::from_secs(1),
         symbols,
         accounts: args.accounts.max(1),
+        admin: exchange::admin::read_credentials(&args.admin_key_file)?,
         verify: args.verify,
         rate: args.rate,
         progress: !args.quiet,

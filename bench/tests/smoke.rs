@@ -14,6 +14,8 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
     )
     .await
     .expect("the exchange starts");
+    let admin =
+        exchange::admin::read_credentials(&dir.path().join(exchange::admin::KEY_FILE)).unwrap();
     let summary = run(Options {
         urls: vec![format!("http://{}", exchange.addr)],
         clients: 8,
@@ -24,7 +26,8 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
             ("ETH-USD".into(), 3_000),
             ("SOL-USD".into(), 150),
         ],
-        accounts: 50,
+        accounts: 20,
+        admin: admin.clone(),
         verify: true,
         rate: None,
         progress: false,
@@ -78,7 +81,8 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
         duration: Duration::from_secs(2),
         warmup: Duration::from_millis(200),
         symbols: vec![("BTC-USD".into(), 65_000)],
-        accounts: 10,
+        accounts: 5,
+        admin,
         verify: true,
         rate: Some(200.0),
         progress: false,

@@ -13,7 +13,9 @@
 //! where QUERY is the query string exactly as sent with the `signature` parameter taken out and
 //! BODY the raw body (empty for none). The request is refused (401) if the key is unknown or
 //! disabled, the timestamp is more than one second ahead of the server or older than the
-//! window, the signature does not match, or the same signature was already used.
+//! window, the signature does not match, or the same signature was already used. Every query
+//! parameter is signed; a client that may send byte-identical requests within one millisecond
+//! adds a `nonce` parameter (any value) to tell them apart.
 //!
 //! # Rate limits
 //! Token buckets per client IP and per API key; past either, a 429 with `Retry-After`.
