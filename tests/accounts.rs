@@ -599,3 +599,27 @@ async fn rate_limits_answer_429_with_retry_after() {
 fn trader_key(c: &exchange::admin::Client) -> String {
     c.key_id().to_owned()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_ip_limit_covers_public_requests_too() {
+    let ex = TestExchange::start_with(|c| {
+        c.rate_limit_ip = 1;
+        c.rate_limit_ip_burst = 3;
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(ex.unsigned(Method::GET, "/health", None).await);
+    }
+    let ok = statuses
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .count();
+    assert!(
+        (3..=4).contains(&ok),
+        "the burst of 3 (plus at most one refill): {ok}"
+    );
+    let limited = statuses.last().unwrap();
+    assert_error(limited, StatusCode::TOO_MANY_REQUESTS, 2201, None);
+    assert!(limited.1["message"].as_str().unwrap().contains("IP"));
+}
