@@ -75,6 +75,22 @@ pub struct Live {
     pub reserved: i128,
 }
 
+impl Live {
+    /// Takes `hold` out of available, or says how much is there.
+    fn take(&mut self, hold: Hold) -> Result<(), AccountsError> {
+        let amount = hold.amount as i128;
+        if self.available < amount {
+            return Err(AccountsError::Insufficient {
+                asset: hold.asset,
+                available: self.available.max(0) as u128,
+                needed: hold.amount,
+            });
+        }
+        self.available -= amount;
+        Ok(())
+    }
+}
+
 #[derive(Default)]
 struct State {
     accounts: BTreeMap<AccountId, Timestamp>,
@@ -350,16 +366,8 @@ impl Accounts for EmbeddedAccounts {
     async fn reserve(&self, account: AccountId, hold: Hold) -> Result<(), AccountsError> {
         let mut st = self.state.lock();
         let b = st.balances.entry((account, hold.asset)).or_default();
-        let needed = hold.amount as i128;
-        if b.available < needed {
-            return Err(AccountsError::Insufficient {
-                asset: hold.asset,
-                available: b.available.max(0) as u128,
-                needed: hold.amount,
-            });
-        }
-        b.available -= needed;
-        b.reserved += needed;
+        b.take(hold)?;
+        b.reserved += hold.amount as i128;
         Ok(())
     }
 
@@ -461,14 +469,10 @@ impl Accounts for EmbeddedAccounts {
             // replay debits it again from scratch, so put it back before appending.
             let mut st = self.state.lock();
             let b = st.balances.entry((t.account, t.asset)).or_default();
-            if b.available < amount {
-                return Err(AccountsError::Insufficient {
-                    asset: t.asset,
-                    available: b.available.max(0) as u128,
-                    needed: t.amount,
-                });
-            }
-            b.available -= amount;
+            b.take(Hold {
+                asset: t.asset,
+                amount: t.amount,
+            })?;
         }
         let logged = self.append(&Op::Transfer(t.clone())).await;
         if t.kind == TransferKind::Withdrawal {

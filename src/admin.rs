@@ -6,7 +6,7 @@
 //! with signed requests, exactly as any API client would.
 
 use crate::accounts::{EmbeddedAccounts, write_private};
-use crate::config::{AdminAction, AdminArgs, Config};
+use crate::config::{AdminAction, AdminArgs, Config, TransferArgs};
 use anyhow::{Context, bail};
 use exchange_gateway::Accounts;
 use exchange_gateway::accounts::Permissions;
@@ -166,6 +166,10 @@ impl Client {
     }
 }
 
+fn transfer(t: &TransferArgs) -> Value {
+    json!({ "id": t.id, "account": t.account, "asset": t.asset, "amount": t.amount })
+}
+
 /// Runs one `exchange admin` command against the running exchange and prints its answer.
 pub async fn run(config: &Config, args: AdminArgs) -> anyhow::Result<()> {
     let key_file: PathBuf = args
@@ -191,25 +195,15 @@ pub async fn run(config: &Config, args: AdminArgs) -> anyhow::Result<()> {
         AdminAction::DisableKey { key_id } => {
             (Method::DELETE, format!("/admin/keys/{key_id}"), None)
         }
-        AdminAction::Deposit {
-            account,
-            asset,
-            amount,
-            id,
-        } => (
+        AdminAction::Deposit(t) => (
             Method::POST,
             "/admin/deposits".to_owned(),
-            Some(json!({ "id": id, "account": account, "asset": asset, "amount": amount })),
+            Some(transfer(&t)),
         ),
-        AdminAction::Withdraw {
-            account,
-            asset,
-            amount,
-            id,
-        } => (
+        AdminAction::Withdraw(t) => (
             Method::POST,
             "/admin/withdrawals".to_owned(),
-            Some(json!({ "id": id, "account": account, "asset": asset, "amount": amount })),
+            Some(transfer(&t)),
         ),
         AdminAction::Balances { account } => {
             (Method::GET, format!("/admin/accounts/{account}"), None)

@@ -154,31 +154,26 @@ pub enum AdminAction {
         key_id: String,
     },
     /// Credit a deposit (applied once per id).
-    Deposit {
-        #[arg(long)]
-        account: u64,
-        #[arg(long)]
-        asset: String,
-        #[arg(long)]
-        amount: String,
-        /// Your id for the deposit, so a retry is applied once.
-        #[arg(long)]
-        id: String,
-    },
+    Deposit(TransferArgs),
     /// Debit a withdrawal (applied once per id).
-    Withdraw {
-        #[arg(long)]
-        account: u64,
-        #[arg(long)]
-        asset: String,
-        #[arg(long)]
-        amount: String,
-        #[arg(long)]
-        id: String,
-    },
+    Withdraw(TransferArgs),
     /// Show an account's balances.
     Balances {
         #[arg(long)]
         account: u64,
     },
+}
+
+/// A deposit or withdrawal.
+#[derive(Clone, Debug, Args)]
+pub struct TransferArgs {
+    #[arg(long)]
+    pub account: u64,
+    #[arg(long)]
+    pub asset: String,
+    #[arg(long)]
+    pub amount: String,
+    /// Your id for the transfer, so that a retry is applied once.
+    #[arg(long)]
+    pub id: String,
 }

@@ -459,61 +459,66 @@ async fn deposits_and_withdrawals_apply_once() {
         (StatusCode::OK, &first.1),
         "a retry is the first"
     );
-    assert_error(
-        &ex.admin(
-            Method::POST,
+    for (path, id, acct, asset, amount, status, code, field) in [
+        (
             "/admin/deposits",
-            Some(json!({"id": "dep-1", "account": account, "asset": "ETH", "amount": "3"})),
-        )
-        .await,
-        StatusCode::CONFLICT,
-        2103,
-        None,
-    );
-    assert_error(
-        &ex.admin(
-            Method::POST,
+            "dep-1",
+            account.as_str(),
+            "ETH",
+            "3",
+            StatusCode::CONFLICT,
+            2103,
+            None,
+        ),
+        (
             "/admin/withdrawals",
-            Some(json!({"id": "w-1", "account": account, "asset": "ETH", "amount": "2.5001"})),
-        )
-        .await,
-        StatusCode::BAD_REQUEST,
-        2101,
-        None,
-    );
-    assert_error(
-        &ex.admin(
-            Method::POST,
+            "w-1",
+            &account,
+            "ETH",
+            "2.5001",
+            StatusCode::BAD_REQUEST,
+            2101,
+            None,
+        ),
+        (
             "/admin/deposits",
-            Some(json!({"id": "d-2", "account": account, "asset": "DOGE", "amount": "1"})),
-        )
-        .await,
-        StatusCode::BAD_REQUEST,
-        2102,
-        Some("asset"),
-    );
-    assert_error(
-        &ex.admin(
-            Method::POST,
+            "d-2",
+            &account,
+            "DOGE",
+            "1",
+            StatusCode::BAD_REQUEST,
+            2102,
+            Some("asset"),
+        ),
+        (
             "/admin/deposits",
-            Some(json!({"id": "d-2", "account": account, "asset": "ETH", "amount": "0.00001"})),
-        )
-        .await,
-        StatusCode::BAD_REQUEST,
-        1006,
-        Some("amount"),
-    );
-    assert_error(
-        &ex.admin(
-            Method::POST,
+            "d-2",
+            &account,
+            "ETH",
+            "0.00001",
+            StatusCode::BAD_REQUEST,
+            1006,
+            Some("amount"),
+        ),
+        (
             "/admin/deposits",
-            Some(json!({"id": "d-2", "account": "999", "asset": "ETH", "amount": "1"})),
-        )
-        .await,
-        StatusCode::NOT_FOUND,
-        2003,
-        None,
-    );
+            "d-2",
+            "999",
+            "ETH",
+            "1",
+            StatusCode::NOT_FOUND,
+            2003,
+            None,
+        ),
+    ] {
+        let body = json!({"id": id, "account": acct, "asset": asset, "amount": amount});
+        assert_error(
+            &ex.admin(Method::POST, path, Some(body)).await,
+            status,
+            code,
+            field,
+        );
+    }
     let w = ex
         .admin(
             Method::POST,

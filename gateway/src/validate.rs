@@ -8,8 +8,8 @@ use crate::error::ApiError;
 use exchange_core::num::parse_decimal;
 use exchange_core::{
     AccountId, AmendOrder, Asset, ClientOrderId, ErrorCode, Hold, HoldError, MarketSize, NewOrder,
-    Notional, NumError, OrderId, OrderRef, OrderType, Price, Qty, Side, StpMode, SymbolSpec,
-    SymbolTable, TimeInForce,
+    Notional, NumError, OrderId, OrderRef, OrderType, Price, Qty, Side, StpMode, SymbolId,
+    SymbolSpec, SymbolTable, TimeInForce,
 };
 
 /// Largest number of rows a list query returns.
@@ -78,6 +78,16 @@ pub fn account_from_str(s: &str) -> Result<AccountId, ApiError> {
             "must be a non-negative integer",
         )
     })
+}
+
+/// An optional `symbol` filter: the listed symbol's id, or `None` when absent.
+pub fn symbol_filter(
+    table: &SymbolTable,
+    v: &Option<String>,
+) -> Result<Option<SymbolId>, ApiError> {
+    v.as_deref()
+        .map(|s| symbol(table, s).map(|s| s.id))
+        .transpose()
 }
 
 /// A listed asset.

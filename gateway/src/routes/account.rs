@@ -80,12 +80,7 @@ pub async fn trades(
     Query(q): Query<AccountTradesQuery>,
 ) -> Result<Json<Vec<AccountTradeResponse>>, ApiError> {
     caller.require(Permission::Read)?;
-    let symbols = app.exchange.symbols();
-    let symbol = q
-        .symbol
-        .as_deref()
-        .map(|s| validate::symbol(symbols, s).map(|s| s.id))
-        .transpose()?;
+    let symbol = validate::symbol_filter(app.exchange.symbols(), &q.symbol)?;
     let limit = validate::limit(&q.limit)?;
     let mut fills: Vec<Fill> = app
         .exchange

@@ -282,12 +282,7 @@ pub async fn list_orders(
 ) -> Result<Json<Vec<OrderResponse>>, ApiError> {
     caller.require(Permission::Read)?;
     let account = caller.account;
-    let symbols = app.exchange.symbols();
-    let symbol = q
-        .symbol
-        .as_deref()
-        .map(|s| validate::symbol(symbols, s).map(|s| s.id))
-        .transpose()?;
+    let symbol = validate::symbol_filter(app.exchange.symbols(), &q.symbol)?;
     let status = match q.status.as_deref() {
         None => StatusFilter::Any,
         Some(s) => match s.to_ascii_uppercase().as_str() {
@@ -376,12 +371,7 @@ pub async fn cancel_all(
 ) -> Result<Json<CancelAllResponse>, ApiError> {
     caller.require(Permission::Trade)?;
     let account = caller.account;
-    let symbols = app.exchange.symbols();
-    let symbol = q
-        .symbol
-        .as_deref()
-        .map(|s| validate::symbol(symbols, s).map(|s| s.id))
-        .transpose()?;
+    let symbol = validate::symbol_filter(app.exchange.symbols(), &q.symbol)?;
     let cmd = Command::CancelAll(CancelAll { account, symbol });
     let submitted = funded_submit(&app, account, cmd, Hold::default()).await?;
     let cancelled = submitted
