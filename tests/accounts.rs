@@ -628,3 +628,62 @@ async fn the_per_ip_limit_covers_public_requests_too() {
     assert_error(limited, StatusCode::TOO_MANY_REQUESTS, 2201, None);
     assert!(limited.1["message"].as_str().unwrap().contains("IP"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_cli_creates_funds_and_keys_accounts() {
+    let ex = TestExchange::start().await;
+    let key_file = ex.dir.path().join(exchange::admin::KEY_FILE);
+    let cli = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"));
+        cmd.arg("admin")
+            .arg("--url")
+            .arg(&ex.base)
+            .arg("--key-file")
+            .arg(&key_file)
+            .args(args);
+        async move {
+            let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+                .await
+                .unwrap();
+            let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            (out.status.success(), json)
+        }
+    };
+    let (ok, created) = cli(&["create-account"]).await;
+    assert!(ok, "{created}");
+    let account = created["account"].as_str().unwrap().to_owned();
+    let (ok, dep) = cli(&[
+        "deposit",
+        "--account",
+        &account,
+        "--asset",
+        "SOL",
+        "--amount",
+        "12.5",
+        "--id",
+        "cli-1",
+    ])
+    .await;
+    assert!(ok, "{dep}");
+    assert_eq!(dep["amount"], "12.50");
+    let (ok, key) = cli(&["create-key", "--account", &account, "--permissions", "read"]).await;
+    assert!(ok, "{key}");
+    assert_eq!(key["permissions"], json!(["read"]));
+    let (ok, balances) = cli(&["balances", "--account", &account]).await;
+    assert!(ok);
+    assert_eq!(balance(&balances, "SOL"), ("12.50".into(), "0.00".into()));
+    let (ok, refused) = cli(&[
+        "withdraw",
+        "--account",
+        &account,
+        "--asset",
+        "SOL",
+        "--amount",
+        "13",
+        "--id",
+        "cli-2",
+    ])
+    .await;
+    assert!(!ok, "a refused withdrawal exits non-zero");
+    assert_eq!(refused["code"], 2101);
+}
