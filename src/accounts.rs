@@ -285,6 +285,16 @@ impl EmbeddedAccounts {
         }
     }
 
+    /// One live balance.
+    pub fn balance(&self, account: AccountId, asset: AssetId) -> Live {
+        self.state
+            .lock()
+            .balances
+            .get(&(account, asset))
+            .copied()
+            .unwrap_or_default()
+    }
+
     /// Every live balance, for invariant checks.
     pub fn live(&self) -> HashMap<(AccountId, AssetId), Live> {
         self.state.lock().balances.clone()

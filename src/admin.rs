@@ -100,6 +100,11 @@ impl Client {
         }
     }
 
+    /// The key and its secret.
+    pub fn credentials(&self) -> &Credentials {
+        &self.creds
+    }
+
     /// The key's id.
     pub fn key_id(&self) -> &str {
         &self.creds.key_id

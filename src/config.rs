@@ -70,12 +70,49 @@ pub struct Config {
     #[arg(long, env = "EXCHANGE_RATE_LIMIT_KEY_BURST", default_value_t = 10_000)]
     pub rate_limit_key_burst: u32,
 
+    /// Seconds a WebSocket may be quiet before the server pings it.
+    #[arg(long, env = "EXCHANGE_WS_PING_SECS", default_value_t = 20)]
+    pub ws_ping_secs: u64,
+
+    /// Seconds a WebSocket may send nothing (not even a pong) before it is closed.
+    #[arg(long, env = "EXCHANGE_WS_DEAD_SECS", default_value_t = 60)]
+    pub ws_dead_secs: u64,
+
+    /// Milliseconds a WebSocket client has to take a message before it is closed as too slow.
+    #[arg(long, env = "EXCHANGE_WS_SEND_TIMEOUT_MS", default_value_t = 5_000)]
+    pub ws_send_timeout_ms: u64,
+
+    /// Messages a symbol's WebSocket ring holds for its slowest client before that client is
+    /// conflated (book) or closed (trades).
+    #[arg(long, env = "EXCHANGE_WS_RING", default_value_t = 1_024)]
+    pub ws_ring: usize,
+
+    /// Messages per second a WebSocket client may send (burst twice that).
+    #[arg(long, env = "EXCHANGE_WS_MESSAGE_RATE", default_value_t = 50)]
+    pub ws_message_rate: u32,
+
     /// Log filter, for example `info` or `exchange=debug,tower_http=debug`.
     #[arg(long, env = "EXCHANGE_LOG", default_value = "info")]
     pub log: String,
 }
 
 impl Config {
+    /// The WebSocket tier's limits.
+    pub fn ws_config(&self) -> exchange_gateway::ws::WsConfig {
+        use std::time::Duration;
+        exchange_gateway::ws::WsConfig {
+            ping_after: Duration::from_secs(self.ws_ping_secs.max(1)),
+            dead_after: Duration::from_secs(self.ws_dead_secs.max(1)),
+            send_timeout: Duration::from_millis(self.ws_send_timeout_ms.max(1)),
+            ring: self.ws_ring.max(1),
+            messages: exchange_gateway::auth::Rate {
+                per_second: self.ws_message_rate,
+                burst: self.ws_message_rate.saturating_mul(2),
+            },
+            ..exchange_gateway::ws::WsConfig::default()
+        }
+    }
+
     /// The gateway's rate limits.
     pub fn rate_limits(&self) -> exchange_gateway::RateLimits {
         use exchange_gateway::auth::Rate;

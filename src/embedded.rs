@@ -6,9 +6,10 @@
 //! client that hangs up cannot leave an outcome nobody collects.
 
 use crate::accounts::EmbeddedAccounts;
+use crate::bus::Bus;
 use async_trait::async_trait;
 use exchange_core::{
-    AccountFunds, AccountId, ClientOrderId, Command, DepthView, Hold, OrderId, OrderRecord,
+    AccountFunds, AccountId, ClientOrderId, Command, DepthView, Hold, Ohlcv, OrderId, OrderRecord,
     ShardId, StatusFilter, SymbolId, SymbolTable, TickerView, Timestamp, TradeRecord, shard_for,
 };
 use exchange_gateway::{Exchange, ExchangeError, ShardHealth, Submitted};
@@ -23,7 +24,7 @@ use tokio::task::JoinHandle;
 
 enum Slot {
     Waiting(oneshot::Sender<Outcome>),
-    Ready(Outcome),
+    Ready(Box<Outcome>),
 }
 
 /// Outcomes parked for a waiter are dropped once they are this far behind the newest outcome
@@ -47,7 +48,7 @@ impl Pending {
                 let _ = tx.send(outcome);
             }
             _ => {
-                slots.insert((shard, offset), Slot::Ready(outcome));
+                slots.insert((shard, offset), Slot::Ready(Box::new(outcome)));
                 // Sweep at twice the window, down to one window: amortised O(1) per outcome.
                 if slots.len() as u64 > 2 * PARKED_WINDOW {
                     slots.retain(|&(s, o), slot| {
@@ -65,7 +66,7 @@ impl Pending {
         match slots.entry((shard, offset)) {
             Entry::Occupied(e) => {
                 if let Slot::Ready(outcome) = e.remove() {
-                    let _ = tx.send(outcome);
+                    let _ = tx.send(*outcome);
                 }
             }
             Entry::Vacant(e) => {
@@ -82,17 +83,21 @@ impl Pending {
 }
 
 /// The sink the embedded shards publish to: each outcome's balance moves go to the live
-/// balances, then the outcome to its waiting request (so a client that reads its balance after
-/// the answer sees the effect).
+/// balances, then the batch to the feeds, then each outcome to its waiting request (so a client
+/// that reads its balance after the answer sees the effect).
 pub struct PendingSink {
     pub pending: Arc<Pending>,
     pub accounts: Arc<EmbeddedAccounts>,
+    pub bus: Arc<Bus>,
 }
 
 impl EventSink for PendingSink {
     fn publish(&self, shard: ShardId, outcomes: Vec<Outcome>) {
-        for o in outcomes {
+        for o in &outcomes {
             self.accounts.apply_moves(&o.moves);
+        }
+        self.bus.publish(&outcomes, &self.accounts);
+        for o in outcomes {
             self.pending.complete(shard, o);
         }
     }
@@ -280,6 +285,18 @@ impl Exchange for Embedded {
         self.shard_of(symbol)?.state.read().ticker(symbol, now)
     }
 
+    async fn candle(
+        &self,
+        symbol: SymbolId,
+        minutes: u64,
+        now: Timestamp,
+    ) -> Option<(Timestamp, Ohlcv)> {
+        self.shard_of(symbol)?
+            .state
+            .read()
+            .candle(symbol, minutes, now)
+    }
+
     async fn depth(&self, symbol: SymbolId, limit: usize) -> Option<DepthView> {
         self.shard_of(symbol)?.state.read().depth(symbol, limit)
     }
@@ -338,6 +355,7 @@ mod tests {
                 orders: Vec::new(),
             },
             moves: Vec::new(),
+            updated: Vec::new(),
         }
     }
 

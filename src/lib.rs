@@ -8,6 +8,7 @@
 //! - [`config`]: the typed configuration (flags and `EXCHANGE_*` variables).
 //! - [`embedded`]: the gateway's `Exchange` over in-process shards.
 //! - [`accounts`]: the embedded accounts store: keys, transfers, live balances.
+//! - [`bus`]: the embedded feeds (market and private updates) the WebSocket tier subscribes to.
 //! - [`admin`]: the admin key file and the `exchange admin` client.
 //! - [`telemetry`]: logging set up in one place.
 //! - [`start`]: brings everything up and returns a handle; shutting down stops accepting,
@@ -15,6 +16,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod bus;
 pub mod config;
 pub mod embedded;
 pub mod telemetry;
@@ -33,12 +35,17 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// Updates each feed channel holds for its slowest receiver (a gateway's per-symbol task).
+const FEED_CAPACITY: usize = 4_096;
+
 /// A running exchange.
 pub struct Running {
     /// Where the REST API listens.
     pub addr: SocketAddr,
     /// The accounts store (for invariant checks in tests).
     pub accounts: Arc<EmbeddedAccounts>,
+    /// The feeds (for tests: who listens to what).
+    pub bus: Arc<bus::Bus>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -123,9 +130,11 @@ pub async fn start(
     let accounts = Arc::new(EmbeddedAccounts::open(&config.data_dir, master)?);
     admin::bootstrap(&accounts, &config.data_dir).await?;
     let pending = Arc::new(Pending::default());
+    let bus = Arc::new(bus::Bus::new(&symbols, FEED_CAPACITY));
     let sink = Arc::new(PendingSink {
         pending: Arc::clone(&pending),
         accounts: Arc::clone(&accounts),
+        bus: Arc::clone(&bus),
     });
     let mut handles = Vec::new();
     let mut journals = Vec::new();
@@ -186,7 +195,9 @@ pub async fn start(
     let router = app(AppState::new(
         exchange,
         accounts.clone(),
+        bus.clone(),
         config.rate_limits(),
+        config.ws_config(),
     ));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -226,6 +237,7 @@ pub async fn start(
     Ok(Running {
         addr,
         accounts,
+        bus,
         stop: Some(stop),
         task,
     })

@@ -191,10 +191,41 @@ async fn verify(app: &AppState, req: Request) -> Result<Request, ApiError> {
                 "this endpoint needs a signed request: an X-API-KEY header and timestamp and signature parameters",
             )
         })?;
-    let signed = signed_params(req.uri().query().unwrap_or(""))?;
+    let (parts, body) = req.into_parts();
+    let bytes = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+    })?;
+    let caller = check_signature(
+        app,
+        &key_id,
+        parts.method.as_str(),
+        parts.uri.path(),
+        parts.uri.query().unwrap_or(""),
+        &bytes,
+    )
+    .await?;
+    let mut req = Request::from_parts(parts, Body::from(bytes));
+    req.extensions_mut().insert(caller);
+    Ok(req)
+}
+
+/// Checks a signed request (or a WebSocket `auth` message, signed as `GET /ws` with its query):
+/// the key, the timestamp window, the signature, and that the signature is new.
+pub async fn check_signature(
+    app: &AppState,
+    key_id: &str,
+    method: &str,
+    path: &str,
+    query: &str,
+    body: &[u8],
+) -> Result<Caller, ApiError> {
+    let signed = signed_params(query)?;
     let key = app
         .accounts
-        .key(&key_id)
+        .key(key_id)
         .await
         .ok_or_else(|| unauthenticated("unknown API key"))?;
     if !key.enabled {
@@ -213,19 +244,7 @@ async fn verify(app: &AppState, req: Request) -> Result<Request, ApiError> {
             signed.timestamp, signed.recv_window
         )));
     }
-    let (parts, body) = req.into_parts();
-    let bytes = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
-        ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-        )
-    })?;
-    let payload = payload(
-        parts.method.as_str(),
-        parts.uri.path(),
-        &signed.unsigned_query,
-        &bytes,
-    );
+    let payload = payload(method, path, &signed.unsigned_query, body);
     let mut mac =
         Hmac::<Sha256>::new_from_slice(&key.secret.0).expect("HMAC takes keys of any length");
     mac.update(&payload);
@@ -245,13 +264,11 @@ async fn verify(app: &AppState, req: Request) -> Result<Request, ApiError> {
             "this signature was already used: sign each request anew",
         ));
     }
-    let mut req = Request::from_parts(parts, Body::from(bytes));
-    req.extensions_mut().insert(Caller {
+    Ok(Caller {
         account: key.account,
         key_id: key.key_id,
         permissions: key.permissions,
-    });
-    Ok(req)
+    })
 }
 
 /// A rate: `per_second` tokens a second, at most `burst` at once. Zero `per_second` is no limit.

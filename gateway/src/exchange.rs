@@ -5,8 +5,9 @@
 
 use async_trait::async_trait;
 use exchange_core::{
-    AccountFunds, AccountId, ClientOrderId, Command, DepthView, Event, Hold, OrderId, OrderRecord,
-    RejectReason, ShardId, StatusFilter, SymbolId, SymbolTable, TickerView, Timestamp, TradeRecord,
+    AccountFunds, AccountId, ClientOrderId, Command, DepthView, Event, Hold, Ohlcv, OrderId,
+    OrderRecord, RejectReason, ShardId, StatusFilter, SymbolId, SymbolTable, TickerView, Timestamp,
+    TradeRecord,
 };
 use std::sync::Arc;
 
@@ -85,6 +86,14 @@ pub trait Exchange: Send + Sync + 'static {
 
     /// A symbol's ticker as of `now`.
     async fn ticker(&self, symbol: SymbolId, now: Timestamp) -> Option<TickerView>;
+
+    /// A symbol's current candle of `minutes` minutes as of `now`: its start and OHLCV so far.
+    async fn candle(
+        &self,
+        symbol: SymbolId,
+        minutes: u64,
+        now: Timestamp,
+    ) -> Option<(Timestamp, Ohlcv)>;
 
     /// A symbol's top `limit` levels.
     async fn depth(&self, symbol: SymbolId, limit: usize) -> Option<DepthView>;

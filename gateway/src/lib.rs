@@ -8,11 +8,13 @@
 //! # Layout
 //! - [`exchange`]: the `Exchange` trait, the seam to the shards.
 //! - [`accounts`]: the `Accounts` trait, the seam to keys and live balances.
+//! - [`feed`]: the `Feed` trait, the seam to the live market and private updates.
 //! - [`auth`]: signed requests (HMAC-SHA256), permissions and rate limits.
 //! - [`validate`]: request fields to engine values, or errors that name the field.
 //! - [`dto`]: the API's JSON types and their conversion from engine integers.
 //! - [`error`]: `ApiError` and the JSON error shape every failure takes.
 //! - [`extract`]: the JSON body extractor.
+//! - [`ws`]: the WebSocket tier (`GET /ws`): market data fan-out and private order updates.
 //! - [`routes`]: the handlers; [`app`] puts them together with the middleware.
 
 pub mod accounts;
@@ -21,8 +23,10 @@ pub mod dto;
 pub mod error;
 pub mod exchange;
 pub mod extract;
+pub mod feed;
 pub mod routes;
 pub mod validate;
+pub mod ws;
 
 pub use accounts::{Accounts, AccountsError};
 pub use auth::{Caller, RateLimits};
@@ -53,7 +57,10 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct AppState {
     pub exchange: Arc<dyn Exchange>,
     pub accounts: Arc<dyn Accounts>,
+    pub feed: Arc<dyn feed::Feed>,
     pub limiter: Arc<auth::RateLimiter>,
+    pub hub: Arc<ws::Hub>,
+    pub ws: Arc<ws::WsConfig>,
     pub metrics: PrometheusHandle,
 }
 
@@ -62,12 +69,17 @@ impl AppState {
     pub fn new(
         exchange: Arc<dyn Exchange>,
         accounts: Arc<dyn Accounts>,
+        feed: Arc<dyn feed::Feed>,
         limits: RateLimits,
+        ws: ws::WsConfig,
     ) -> Self {
         Self {
             exchange,
             accounts,
+            feed,
             limiter: Arc::new(auth::RateLimiter::new(limits)),
+            hub: Arc::default(),
+            ws: Arc::new(ws),
             metrics: metrics_handle(),
         }
     }
@@ -171,6 +183,7 @@ pub fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .routes(routes!(system::symbols))
         .routes(routes!(system::health))
         .routes(routes!(system::metrics))
+        .routes(routes!(ws::ws))
         .split_for_parts()
 }
 

@@ -55,6 +55,21 @@ impl SymbolMarket {
         self.trades.back().copied()
     }
 
+    /// The candle of `minutes` minutes (at most a day) that `now` falls in: its start (aligned
+    /// to the epoch) and what traded in it so far.
+    pub fn candle(&self, minutes: u64, now: Timestamp) -> (Timestamp, Ohlcv) {
+        let minutes = minutes.clamp(1, DAY_MINUTES);
+        let now_minute = now.0 / MINUTE_NS;
+        let start = now_minute - now_minute % minutes;
+        let mut candle = Ohlcv::default();
+        for (m, bucket) in &self.minutes {
+            if *m >= start {
+                candle.merge(bucket);
+            }
+        }
+        (Timestamp(start * MINUTE_NS), candle)
+    }
+
     /// What traded in the 24 hours up to `now`.
     pub fn day(&self, now: Timestamp) -> Ohlcv {
         let now_minute = now.0 / MINUTE_NS;

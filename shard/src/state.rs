@@ -25,6 +25,9 @@ pub struct Outcome {
     pub result: CommandResult,
     /// The balance changes to apply to the live balances, in order.
     pub moves: Vec<Move>,
+    /// Every order whose state the command changed (makers it filled included), as it stands
+    /// after it: for the accounts' private feeds.
+    pub updated: Vec<OrderRecord>,
 }
 
 /// The result of one command.
@@ -209,6 +212,7 @@ impl ShardState {
                 ts: rec.ts,
                 result: CommandResult::Duplicate { order: *first },
                 moves,
+                updated: Vec::new(),
             });
         }
         if !self.funded(rec) {
@@ -221,12 +225,19 @@ impl ShardState {
                     reason: RejectReason::InsufficientBalance,
                 },
                 moves,
+                updated: Vec::new(),
             });
         }
         let mut events = Vec::new();
         self.engine.apply(rec.ts, &rec.cmd, &mut events);
         let mut touched: Vec<OrderId> = Vec::new();
+        let mut changed: Vec<OrderId> = Vec::new();
         for e in &events {
+            if let EventKind::Order(u) = e.kind
+                && !changed.contains(&u.order_id)
+            {
+                changed.push(u.order_id);
+            }
             let funding = self
                 .funding
                 .get(e.symbol.0 as usize)
@@ -268,16 +279,20 @@ impl ShardState {
             }
         }
         count_outcome(&rec.cmd, &events);
-        let orders = touched
-            .iter()
-            .filter_map(|id| self.orders.get(*id).copied())
-            .collect();
+        let records = |ids: &[OrderId]| {
+            ids.iter()
+                .filter_map(|id| self.orders.get(*id).copied())
+                .collect::<Vec<_>>()
+        };
+        let orders = records(&touched);
+        let updated = records(&changed);
         self.orders.evict();
         Some(Outcome {
             offset,
             ts: rec.ts,
             result: CommandResult::Applied { events, orders },
             moves,
+            updated,
         })
     }
 
@@ -293,6 +308,17 @@ impl ShardState {
             best_ask: book.best_ask(),
             day: market.day(now),
         })
+    }
+
+    /// A symbol's current candle of `minutes` minutes as of `now`: its start and OHLCV so far.
+    pub fn candle(
+        &self,
+        symbol: SymbolId,
+        minutes: u64,
+        now: Timestamp,
+    ) -> Option<(Timestamp, exchange_core::Ohlcv)> {
+        self.engine.book(symbol)?;
+        Some(self.market.symbol(symbol)?.candle(minutes, now))
     }
 
     /// A symbol's top `limit` levels per side.

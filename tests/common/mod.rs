@@ -62,6 +62,11 @@ impl TestExchange {
         }
     }
 
+    /// The running exchange.
+    pub fn running(&self) -> &exchange::Running {
+        self.running.as_ref().expect("running")
+    }
+
     /// Shuts down gracefully and starts again on the same data directory.
     pub async fn restart(mut self) -> Self {
         self.running

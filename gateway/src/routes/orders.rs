@@ -113,7 +113,7 @@ fn insufficient(app: &AppState, e: AccountsError) -> ApiError {
     }
 }
 
-async fn place(
+pub(crate) async fn place(
     app: &AppState,
     caller: &Caller,
     req: &PlaceOrderRequest,
@@ -257,16 +257,25 @@ pub async fn cancel_order_by_client_id(
     Extension(caller): Extension<Caller>,
     Path(client_id): Path<String>,
 ) -> Result<Json<OrderResponse>, ApiError> {
+    Ok(Json(cancel_by_client_id(&app, &caller, &client_id).await?))
+}
+
+/// Cancels the caller's order with this client order id; its final state.
+pub(crate) async fn cancel_by_client_id(
+    app: &AppState,
+    caller: &Caller,
+    client_id: &str,
+) -> Result<OrderResponse, ApiError> {
     caller.require(Permission::Trade)?;
-    let (client_id, order) = by_client_id(&app, &client_id, caller.account).await?;
+    let (client_id, order) = by_client_id(app, client_id, caller.account).await?;
     let target = OrderRef::Client(client_id);
     let cmd = Command::Cancel(CancelOrder {
         symbol: order.symbol,
         account: order.account,
         target,
     });
-    let submitted = funded_submit(&app, caller.account, cmd, Hold::default()).await?;
-    Ok(Json(report(&app, &submitted)?))
+    let submitted = funded_submit(app, caller.account, cmd, Hold::default()).await?;
+    report(app, &submitted)
 }
 
 /// An account's orders, newest first.
@@ -347,15 +356,24 @@ pub async fn cancel_order(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<OrderResponse>, ApiError> {
+    Ok(Json(cancel_by_id(&app, &caller, &id).await?))
+}
+
+/// Cancels the caller's order `id`; its final state.
+pub(crate) async fn cancel_by_id(
+    app: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<OrderResponse, ApiError> {
     caller.require(Permission::Trade)?;
-    let id = validate::order_id(app.exchange.symbols(), &id)?;
+    let id = validate::order_id(app.exchange.symbols(), id)?;
     let cmd = Command::Cancel(CancelOrder {
         symbol: id.symbol(),
         account: caller.account,
         target: OrderRef::Id(id),
     });
-    let submitted = funded_submit(&app, caller.account, cmd, Hold::default()).await?;
-    Ok(Json(report(&app, &submitted)?))
+    let submitted = funded_submit(app, caller.account, cmd, Hold::default()).await?;
+    report(app, &submitted)
 }
 
 /// Cancel all of an account's orders, on one symbol or on every symbol.

@@ -1,0 +1,189 @@
+//! The embedded feeds: per-symbol and per-account broadcast channels, filled from the shards'
+//! outcomes by the sink (the gateway's `Feed` over in-process channels).
+//!
+//! Work is done only for what someone listens to: a symbol's update is built only while its
+//! channel has a receiver, an account's only while it has a subscriber.
+
+use crate::accounts::EmbeddedAccounts;
+use exchange_core::{AccountId, AssetId, EventKind, SymbolId, SymbolTable, Trade};
+use exchange_gateway::accounts::Balance;
+use exchange_gateway::feed::{Feed, MarketUpdate, PrivateUpdate};
+use exchange_shard::{CommandResult, Outcome};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// The in-process feeds.
+pub struct Bus {
+    capacity: usize,
+    /// Each symbol's (base, quote) assets.
+    assets: Vec<(AssetId, AssetId)>,
+    markets: Vec<broadcast::Sender<Arc<MarketUpdate>>>,
+    accounts: Mutex<HashMap<AccountId, broadcast::Sender<Arc<PrivateUpdate>>>>,
+}
+
+impl Bus {
+    /// Feeds for every symbol of the table, each channel holding at most `capacity` updates
+    /// for its slowest receiver.
+    pub fn new(symbols: &SymbolTable, capacity: usize) -> Self {
+        Self {
+            capacity,
+            assets: symbols
+                .iter()
+                .map(|s| (s.funding.base, s.funding.quote))
+                .collect(),
+            markets: (0..symbols.len())
+                .map(|_| broadcast::channel(capacity).0)
+                .collect(),
+            accounts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How many subscribers a symbol's feed has (one per gateway following it).
+    pub fn listeners(&self, symbol: SymbolId) -> usize {
+        self.markets
+            .get(symbol.0 as usize)
+            .map_or(0, |tx| tx.receiver_count())
+    }
+
+    /// Publishes what a batch of outcomes did to the markets and accounts someone listens to.
+    /// `accounts` has already applied the batch's moves, so balances read from it are current.
+    pub fn publish(&self, outcomes: &[Outcome], accounts: &EmbeddedAccounts) {
+        self.publish_markets(outcomes);
+        self.publish_private(outcomes, accounts);
+    }
+
+    fn publish_markets(&self, outcomes: &[Outcome]) {
+        let mut updates: HashMap<SymbolId, MarketUpdate> = HashMap::new();
+        for o in outcomes {
+            let CommandResult::Applied { events, .. } = &o.result else {
+                continue;
+            };
+            for e in events {
+                let listened = self
+                    .markets
+                    .get(e.symbol.0 as usize)
+                    .is_some_and(|tx| tx.receiver_count() > 0);
+                if e.seq == 0 || !listened {
+                    continue;
+                }
+                let u = updates.entry(e.symbol).or_insert_with(|| MarketUpdate {
+                    symbol: e.symbol,
+                    first_seq: e.seq,
+                    last_seq: e.seq,
+                    levels: Vec::new(),
+                    trades: Vec::new(),
+                    accepted: o.ts,
+                });
+                u.last_seq = e.seq;
+                u.accepted = o.ts;
+                match e.kind {
+                    EventKind::Level(l) => u.levels.push(l),
+                    EventKind::Trade(t) => u.trades.push((t, o.ts)),
+                    _ => {}
+                }
+            }
+        }
+        for (symbol, u) in updates {
+            // No receiver left since the check: nothing to do.
+            let _ = self.markets[symbol.0 as usize].send(Arc::new(u));
+        }
+    }
+
+    fn publish_private(&self, outcomes: &[Outcome], accounts: &EmbeddedAccounts) {
+        let mut subscribed = self.accounts.lock();
+        if subscribed.is_empty() {
+            return;
+        }
+        subscribed.retain(|_, tx| tx.receiver_count() > 0);
+        let mut updates: HashMap<AccountId, PrivateUpdate> = HashMap::new();
+        let mut touched: Vec<(AccountId, AssetId)> = Vec::new();
+        for o in outcomes {
+            let trades: Vec<Trade> = match &o.result {
+                CommandResult::Applied { events, .. } => events
+                    .iter()
+                    .filter_map(|e| match e.kind {
+                        EventKind::Trade(t) => Some(t),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for record in o
+                .updated
+                .iter()
+                .filter(|r| subscribed.contains_key(&r.account))
+            {
+                let fills = trades
+                    .iter()
+                    .filter(|t| t.maker_order_id == record.id || t.taker_order_id == record.id)
+                    .copied()
+                    .collect();
+                entry(&mut updates, record.account)
+                    .orders
+                    .push((*record, fills));
+                // The order's assets: what it holds may have changed without a move of the
+                // shard's (the gateway reserved it when the order came in).
+                if let Some(&(base, quote)) = self.assets.get(record.symbol.0 as usize) {
+                    for asset in [base, quote] {
+                        if !touched.contains(&(record.account, asset)) {
+                            touched.push((record.account, asset));
+                        }
+                    }
+                }
+            }
+            for m in o
+                .moves
+                .iter()
+                .filter(|m| subscribed.contains_key(&m.account))
+            {
+                if !touched.contains(&(m.account, m.asset)) {
+                    touched.push((m.account, m.asset));
+                }
+            }
+        }
+        for (account, asset) in touched {
+            let live = accounts.balance(account, asset);
+            entry(&mut updates, account).balances.push(Balance {
+                asset,
+                available: live.available.max(0) as u128,
+                reserved: live.reserved.max(0) as u128,
+            });
+        }
+        for (account, u) in updates {
+            if let Some(tx) = subscribed.get(&account) {
+                let _ = tx.send(Arc::new(u));
+            }
+        }
+    }
+}
+
+fn entry(
+    updates: &mut HashMap<AccountId, PrivateUpdate>,
+    account: AccountId,
+) -> &mut PrivateUpdate {
+    updates.entry(account).or_insert_with(|| PrivateUpdate {
+        account,
+        orders: Vec::new(),
+        balances: Vec::new(),
+    })
+}
+
+impl Feed for Bus {
+    fn market(&self, symbol: SymbolId) -> broadcast::Receiver<Arc<MarketUpdate>> {
+        match self.markets.get(symbol.0 as usize) {
+            Some(tx) => tx.subscribe(),
+            // An unknown symbol never publishes: a receiver of a channel nobody sends on.
+            None => broadcast::channel(1).1,
+        }
+    }
+
+    fn private(&self, account: AccountId) -> broadcast::Receiver<Arc<PrivateUpdate>> {
+        self.accounts
+            .lock()
+            .entry(account)
+            .or_insert_with(|| broadcast::channel(self.capacity).0)
+            .subscribe()
+    }
+}
