@@ -16,6 +16,8 @@
 //! With `verify`, every acknowledged order is read back afterwards and must match what was
 //! sent and what was acknowledged: nothing acknowledged may be lost or changed.
 
+pub mod fanout;
+
 use anyhow::{Context, bail};
 use exchange::admin::{Client as Signer, Credentials};
 use hdrhistogram::Histogram;

@@ -37,6 +37,7 @@ use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use exchange_core::{ErrorCode, SymbolId, SymbolSpec};
+use futures_util::SinkExt;
 use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -460,7 +461,7 @@ pub async fn ws(State(app): State<AppState>, upgrade: WebSocketUpgrade) -> Respo
     let max = app.ws.max_message_bytes;
     upgrade
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        .write_buffer_size(8 * 1024)
         .max_message_size(16 * max)
         .max_frame_size(16 * max)
         .on_upgrade(move |socket| async move {
@@ -992,15 +993,12 @@ impl Connection {
         }
     }
 
-    async fn on_market(
-        &mut self,
-        symbol: SymbolId,
-        frame: Result<Arc<Frame>, RecvError>,
-    ) -> Result<(), Option<(u16, &'static str)>> {
-        let Some(f) = self.followed.get(&symbol) else {
-            return Ok(());
+    /// What to do with one frame (or lag) of `symbol`; a diff sent moves the book sequence on.
+    fn decide(&mut self, symbol: SymbolId, frame: &Result<Arc<Frame>, RecvError>) -> Action {
+        let Some(f) = self.followed.get_mut(&symbol) else {
+            return Action::Skip;
         };
-        let action = match &frame {
+        let action = match frame {
             Ok(frame) => on_frame(frame, f.wants, f.book_seq),
             Err(RecvError::Lagged(_)) => {
                 metrics::counter!("exchange_ws_lagged_total").increment(1);
@@ -1008,18 +1006,73 @@ impl Connection {
             }
             Err(RecvError::Closed) => Action::Close(CLOSE_SLOW_TRADES, "the market feed ended"),
         };
-        match action {
-            Action::Send(t) => {
-                if let (Ok(frame), Some(f)) = (&frame, self.followed.get_mut(&symbol))
-                    && let Frame::Diff { last, .. } = frame.as_ref()
-                {
-                    f.book_seq = *last;
+        if let (Action::Send(_), Ok(frame)) = (&action, frame)
+            && let Frame::Diff { last, .. } = frame.as_ref()
+        {
+            f.book_seq = *last;
+        }
+        action
+    }
+
+    /// Handles a frame and whatever else of the symbol is already waiting (up to a bound),
+    /// writing the messages together: one flush, not one per message, when a client is behind.
+    async fn on_market(
+        &mut self,
+        symbol: SymbolId,
+        first: Result<Arc<Frame>, RecvError>,
+    ) -> Result<(), Option<(u16, &'static str)>> {
+        const BATCH: usize = 64;
+        let mut texts = Vec::new();
+        let mut next = Some(first);
+        let mut handled = 0;
+        while let Some(frame) = next.take() {
+            match self.decide(symbol, &frame) {
+                Action::Send(t) => texts.push(t),
+                Action::Skip => {}
+                Action::Resnapshot => {
+                    self.send_all(std::mem::take(&mut texts)).await?;
+                    self.snapshot(symbol).await?;
                 }
-                self.send(t).await
+                Action::Close(code, reason) => return Err(Some((code, reason))),
             }
-            Action::Skip => Ok(()),
-            Action::Resnapshot => self.snapshot(symbol).await,
-            Action::Close(code, reason) => Err(Some((code, reason))),
+            handled += 1;
+            if handled < BATCH
+                && let Some(f) = self.followed.get_mut(&symbol)
+            {
+                next = match f.rx.try_recv() {
+                    Ok(frame) => Some(Ok(frame)),
+                    Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                        Some(Err(RecvError::Lagged(n)))
+                    }
+                    Err(_) => None,
+                };
+            }
+        }
+        self.send_all(texts).await
+    }
+
+    /// Writes several messages with one flush, or gives up on a client that does not take them.
+    async fn send_all(&mut self, texts: Vec<Utf8Bytes>) -> Result<(), Option<(u16, &'static str)>> {
+        if texts.is_empty() {
+            return Ok(());
+        }
+        let socket = &mut self.socket;
+        let write = async {
+            for t in texts {
+                socket.feed(Message::Text(t)).await?;
+            }
+            socket.flush().await
+        };
+        match tokio::time::timeout(self.app.ws.send_timeout, write).await {
+            Ok(Ok(())) => {
+                self.last_sent = Instant::now();
+                Ok(())
+            }
+            Ok(Err(_)) => Err(None),
+            Err(_) => Err(Some((
+                CLOSE_SEND_TIMEOUT,
+                "slow consumer: a message was not taken in time",
+            ))),
         }
     }
 
