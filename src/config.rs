@@ -70,6 +70,11 @@ pub struct Config {
     #[arg(long, env = "EXCHANGE_RATE_LIMIT_KEY_BURST", default_value_t = 10_000)]
     pub rate_limit_key_burst: u32,
 
+    /// Kernel send buffer per connection, in KiB: what a client that stops reading can hold of
+    /// the server's memory before it is cut off.
+    #[arg(long, env = "EXCHANGE_SEND_BUFFER_KB", default_value_t = 64)]
+    pub send_buffer_kb: u32,
+
     /// Seconds a WebSocket may be quiet before the server pings it.
     #[arg(long, env = "EXCHANGE_WS_PING_SECS", default_value_t = 20)]
     pub ws_ping_secs: u64,

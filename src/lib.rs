@@ -23,6 +23,7 @@ pub mod telemetry;
 
 use accounts::EmbeddedAccounts;
 use anyhow::{Context, bail};
+use axum::serve::ListenerExt;
 use config::Config;
 use embedded::{Embedded, Pending, PendingSink, ShardHandle};
 use exchange_core::{ShardId, SymbolTable};
@@ -203,6 +204,13 @@ pub async fn start(
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    // Each connection's kernel send buffer is bounded, so a client that stops reading holds
+    // little of the server's memory before the send timeout cuts it off; no delayed ACK games.
+    let send_buffer = config.send_buffer_kb.max(4) as usize * 1024;
+    let listener = listener.tap_io(move |tcp| {
+        let _ = tcp.set_nodelay(true);
+        let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer);
+    });
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let shutdown = async move {

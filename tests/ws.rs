@@ -519,3 +519,86 @@ async fn a_gateway_follows_a_symbol_only_while_a_client_wants_it() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_stops_reading_is_cut_off_without_holding_anyone_up() {
+    let ex = TestExchange::start_with(|c| {
+        c.ws_ring = 64;
+        c.ws_send_timeout_ms = 200;
+        c.send_buffer_kb = 8;
+    })
+    .await;
+    // A client with a tiny receive buffer that subscribes and then never reads.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    let addr = ex.running().addr;
+    let stream = socket.connect(addr).await.unwrap();
+    let (mut slow, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), stream)
+        .await
+        .unwrap();
+    slow.send(Message::text(
+        json!({"op": "subscribe", "channels": ["book.BTC-USD", "trades.BTC-USD"]}).to_string(),
+    ))
+    .await
+    .unwrap();
+    // A healthy client on the same symbol, reading as it should, all along.
+    let mut healthy = connect(&ex).await;
+    send(
+        &mut healthy,
+        json!({"op": "subscribe", "channels": ["trades.BTC-USD"]}),
+    )
+    .await;
+    next_where(&mut healthy, "type", "subscribed").await;
+    const ROUNDS: u64 = 12;
+    let reader = tokio::spawn(async move {
+        let mut got = 0;
+        while got < ROUNDS as usize * 40 {
+            let m = next_where(&mut healthy, "type", "trades").await;
+            got += m["trades"].as_array().unwrap().len();
+        }
+        got
+    });
+    // Rounds of many resting sells swept by one buy: large trade messages, quickly.
+    for round in 0..ROUNDS {
+        for i in 0..40u64 {
+            let price = format!("{}.00", 65_000 + round * 100 + i);
+            place(&ex, 1, "SELL", &price, "0.00100").await;
+        }
+        let top = format!("{}.00", 65_000 + round * 100 + 40);
+        let (s, body) = ex
+            .post("/orders", json!({"account": 2, "symbol": "BTC-USD", "side": "BUY", "type": "LIMIT", "price": top, "quantity": "0.04000"}))
+            .await;
+        assert!(s.is_success(), "{body}");
+    }
+    // The healthy client got every trade: nobody was held up.
+    assert_eq!(reader.await.unwrap(), ROUNDS as usize * 40);
+    // The slow one was closed as a slow consumer (on the send timeout or on falling a ring
+    // behind on trades), which the server counts.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, metrics) = ex.get("/metrics").await;
+        let text = metrics.as_str().unwrap_or_default().to_owned();
+        if text.contains("exchange_ws_closed_total{code=\"4003\"}")
+            || text.contains("exchange_ws_closed_total{code=\"4001\"}")
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slow consumer was not cut off"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // What it reads now ends with the connection closing.
+    let mut ended = false;
+    while let Ok(m) = tokio::time::timeout(Duration::from_secs(5), slow.next()).await {
+        match m {
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                ended = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(ended, "the slow connection ends");
+}
