@@ -554,6 +554,7 @@ async fn symbols_health_metrics_and_openapi() {
         ("/admin/keys/{key_id}", "delete"),
         ("/admin/deposits", "post"),
         ("/admin/withdrawals", "post"),
+        ("/ws", "get"),
     ];
     for (path, method) in expected {
         assert!(
