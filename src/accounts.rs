@@ -415,6 +415,27 @@ impl Accounts for EmbeddedAccounts {
             .unwrap_or_default())
     }
 
+    async fn totals(&self) -> Vec<(AssetId, i128, i128)> {
+        let net = self.net_transfers();
+        let mut held: HashMap<AssetId, i128> = HashMap::new();
+        for ((_, asset), b) in self.state.lock().balances.iter() {
+            *held.entry(*asset).or_default() += b.available + b.reserved;
+        }
+        let mut assets: Vec<AssetId> = net.keys().chain(held.keys()).copied().collect();
+        assets.sort_unstable();
+        assets.dedup();
+        assets
+            .into_iter()
+            .map(|a| {
+                (
+                    a,
+                    net.get(&a).copied().unwrap_or(0),
+                    held.get(&a).copied().unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+
     async fn create_account(&self, now: Timestamp) -> Result<AccountId, AccountsError> {
         let _admin = self.admin.lock().await;
         let id = self.state.lock().next_account();

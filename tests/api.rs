@@ -555,6 +555,7 @@ async fn symbols_health_metrics_and_openapi() {
         ("/admin/deposits", "post"),
         ("/admin/withdrawals", "post"),
         ("/ws", "get"),
+        ("/admin/totals", "get"),
     ];
     for (path, method) in expected {
         assert!(

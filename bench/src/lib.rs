@@ -88,6 +88,45 @@ pub struct Summary {
     /// Answers by HTTP status (or `timeout`, `connection error`).
     pub outcomes: BTreeMap<String, u64>,
     pub verification: Option<Verification>,
+    /// After the run, the exchange's reconciliation: per asset, deposits minus withdrawals
+    /// against the sum of every balance, fees included. Assets that differ are listed.
+    pub conservation: Conservation,
+}
+
+/// What the reconciliation after a run found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Conservation {
+    pub assets_checked: usize,
+    /// `ASSET: held H, transferred T` for each asset whose totals differ.
+    pub differences: Vec<String>,
+}
+
+/// Whether a decimal string is anything but zero.
+fn nonzero(d: &str) -> bool {
+    d.bytes().any(|b| (b'1'..=b'9').contains(&b))
+}
+
+/// Asks the exchange to reconcile every asset (admin key).
+async fn reconcile(o: &Options) -> anyhow::Result<Conservation> {
+    let admin = Signer::new(o.urls[0].clone(), o.admin.clone());
+    let (status, body) = admin.send(Method::GET, "/admin/totals", None).await?;
+    if status != 200 {
+        bail!("reconciliation: {status} {body}");
+    }
+    let rows = body.as_array().context("a list of assets")?;
+    Ok(Conservation {
+        assets_checked: rows.len(),
+        differences: rows
+            .iter()
+            .filter(|r| r["difference"].as_str().is_none_or(nonzero))
+            .map(|r| {
+                format!(
+                    "{}: held {}, transferred {}",
+                    r["asset"], r["held"], r["transferred"]
+                )
+            })
+            .collect(),
+    })
 }
 
 impl Summary {
@@ -115,6 +154,11 @@ impl Summary {
                 v.checked, v.mismatches
             ));
         }
+        line.push_str(&format!(
+            " | balances conserved in {} of {} assets",
+            self.conservation.assets_checked - self.conservation.differences.len(),
+            self.conservation.assets_checked
+        ));
         line
     }
 }
@@ -451,6 +495,7 @@ pub async fn run(o: Options) -> anyhow::Result<Summary> {
     } else {
         None
     };
+    let conservation = reconcile(&o).await?;
     Ok(Summary {
         mode: if o.rate.is_some() { "open" } else { "closed" }.into(),
         offered_per_s: o.rate,
@@ -468,6 +513,7 @@ pub async fn run(o: Options) -> anyhow::Result<Summary> {
         },
         outcomes,
         verification,
+        conservation,
     })
 }
 
@@ -485,6 +531,14 @@ mod tests {
 
     fn read(status: &str, filled: &str) -> Value {
         json!({"order_id": "1", "account": "7", "symbol": "BTC-USD", "side": "BUY", "price": "65000.00", "quantity": "0.01000", "status": status, "filled_quantity": filled})
+    }
+
+    #[test]
+    fn only_zero_differences_count_as_conserved() {
+        assert!(!nonzero("0.0000000"));
+        assert!(!nonzero("-0.00"));
+        assert!(nonzero("-0.0000001"));
+        assert!(nonzero("10.0"));
     }
 
     #[test]

@@ -79,12 +79,20 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(path, serde_json::to_string_pretty(&summary)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    let mut failed = false;
     if let Some(v) = &summary.verification
         && v.mismatches > 0
     {
         for e in &v.examples {
             eprintln!("mismatch: {e}");
         }
+        failed = true;
+    }
+    for d in &summary.conservation.differences {
+        eprintln!("not conserved: {d}");
+        failed = true;
+    }
+    if failed {
         std::process::exit(1);
     }
     Ok(())

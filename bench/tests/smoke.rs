@@ -55,6 +55,12 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
         summary.accepted
     );
     assert_eq!(v.mismatches, 0, "{:?}", v.examples);
+    assert!(summary.conservation.assets_checked >= 3);
+    assert_eq!(
+        summary.conservation.differences,
+        Vec::<String>::new(),
+        "balances are conserved"
+    );
     // The JSON summary carries what the README's table needs.
     let json: serde_json::Value = serde_json::to_value(&summary).expect("serialisable");
     for key in [
@@ -66,6 +72,7 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
         "latency_ms",
         "outcomes",
         "verification",
+        "conservation",
     ] {
         assert!(json.get(key).is_some(), "summary lacks {key}");
     }

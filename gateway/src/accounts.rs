@@ -193,6 +193,11 @@ pub trait Accounts: Send + Sync + 'static {
     /// Enables or disables a key.
     async fn set_key_enabled(&self, key_id: &str, enabled: bool) -> Result<(), AccountsError>;
 
+    /// Per asset: deposits minus withdrawals, and the sum of every account's live balance
+    /// (available + reserved, the fee account included). Equal when money is conserved and no
+    /// command is in flight.
+    async fn totals(&self) -> Vec<(AssetId, i128, i128)>;
+
     /// Applies a deposit or withdrawal once: a retry with the same id and the same content
     /// returns the first (`false`: not applied again); the same id with other content is a
     /// conflict. A withdrawal needs the amount available.

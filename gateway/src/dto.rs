@@ -567,3 +567,15 @@ pub struct TransferResponse {
     pub amount: String,
     pub time: u64,
 }
+
+/// One asset's reconciliation (`GET /admin/totals`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AssetTotalResponse {
+    pub asset: String,
+    /// Deposits minus withdrawals.
+    pub transferred: String,
+    /// The sum of every account's available + reserved, the fee account included.
+    pub held: String,
+    /// `held - transferred`: zero when money is conserved (and no command is in flight).
+    pub difference: String,
+}

@@ -170,6 +170,7 @@ pub fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .routes(routes!(admin::deposit))
         .routes(routes!(admin::withdraw))
         .routes(routes!(admin::balances))
+        .routes(routes!(admin::totals))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

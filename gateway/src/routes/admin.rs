@@ -3,8 +3,8 @@
 use crate::accounts::{Permission, Permissions, Transfer, TransferKind};
 use crate::auth::Caller;
 use crate::dto::{
-    AccountResponse, CreateKeyRequest, CreatedAccountResponse, KeyResponse, SignedQuery,
-    TransferRequest, TransferResponse, millis,
+    AccountResponse, AssetTotalResponse, CreateKeyRequest, CreatedAccountResponse, KeyResponse,
+    SignedQuery, TransferRequest, TransferResponse, millis,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::JsonBody;
@@ -200,4 +200,34 @@ pub async fn withdraw(
     JsonBody(req): JsonBody<TransferRequest>,
 ) -> Result<(StatusCode, Json<TransferResponse>), ApiError> {
     transfer(&app, &caller, TransferKind::Withdrawal, &req).await
+}
+
+/// Reconciliation: per asset, deposits minus withdrawals against the sum of all balances.
+#[utoipa::path(get, path = "/admin/totals", tag = "admin", params(SignedQuery),
+    responses(
+        (status = 200, description = "Per asset", body = Vec<AssetTotalResponse>),
+        (status = 403, description = "The key is not an admin key", body = ErrorBody),
+    ))]
+pub async fn totals(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Vec<AssetTotalResponse>>, ApiError> {
+    caller.require(Permission::Admin)?;
+    let assets = app.exchange.symbols().assets();
+    Ok(Json(
+        app.accounts
+            .totals()
+            .await
+            .into_iter()
+            .filter_map(|(id, transferred, held)| {
+                let a = assets.get(id)?;
+                Some(AssetTotalResponse {
+                    asset: a.name.clone(),
+                    transferred: a.signed_to_decimal(transferred).to_string(),
+                    held: a.signed_to_decimal(held).to_string(),
+                    difference: a.signed_to_decimal(held - transferred).to_string(),
+                })
+            })
+            .collect(),
+    ))
 }
