@@ -76,11 +76,17 @@ pub struct Client {
 impl Client {
     /// A client for the exchange at `base` (for example `http://127.0.0.1:8080`).
     pub fn new(base: impl Into<String>, creds: Credentials) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .expect("a plain HTTP client builds");
+        Self::with_http(http, base, creds)
+    }
+
+    /// The same over a given HTTP client (for example one that speaks HTTP/2).
+    pub fn with_http(http: reqwest::Client, base: impl Into<String>, creds: Credentials) -> Self {
         Self {
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(30))
-                .build()
-                .expect("a plain HTTP client builds"),
+            http,
             base: base.into().trim_end_matches('/').to_owned(),
             creds,
         }

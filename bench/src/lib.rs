@@ -51,6 +51,8 @@ pub struct Options {
     pub rate: Option<f64>,
     /// Print a progress line to stderr every second.
     pub progress: bool,
+    /// Speak HTTP/2 (cleartext, prior knowledge) instead of HTTP/1.1 keep-alive.
+    pub http2: bool,
 }
 
 /// Latency percentiles in milliseconds.
@@ -77,6 +79,8 @@ pub struct Verification {
 pub struct Summary {
     /// `closed` or `open` loop.
     pub mode: String,
+    /// `HTTP/1.1` or `HTTP/2`.
+    pub protocol: String,
     /// The offered rate in open loop.
     pub offered_per_s: Option<f64>,
     pub clients: usize,
@@ -134,8 +138,9 @@ impl Summary {
     pub fn line(&self) -> String {
         let l = &self.latency_ms;
         let mut line = format!(
-            "loadgen: {} loop, {} clients, {} s: {} orders accepted of {} sent = {:.0} orders/s | latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms | outcomes {:?}",
+            "loadgen: {} loop, {}, {} clients, {} s: {} orders accepted of {} sent = {:.0} orders/s | latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms | outcomes {:?}",
             self.mode,
+            self.protocol,
             self.clients,
             self.duration_s,
             self.accepted,
@@ -266,7 +271,11 @@ async fn client(
 ) -> anyhow::Result<Tally> {
     let base = &o.urls[id % o.urls.len()];
     // One connection per client, shared by the keys it signs with.
-    let first = Signer::new(base.clone(), keys[0].clone());
+    let mut http = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    if o.http2 {
+        http = http.http2_prior_knowledge();
+    }
+    let first = Signer::with_http(http.build()?, base.clone(), keys[0].clone());
     let signers: Vec<Signer> = keys.iter().map(|k| first.with_key(k.clone())).collect();
     let mut tally = Tally {
         latency: Histogram::new_with_bounds(1, 60_000_000, 3)?,
@@ -498,6 +507,7 @@ pub async fn run(o: Options) -> anyhow::Result<Summary> {
     let conservation = reconcile(&o).await?;
     Ok(Summary {
         mode: if o.rate.is_some() { "open" } else { "closed" }.into(),
+        protocol: if o.http2 { "HTTP/2" } else { "HTTP/1.1" }.into(),
         offered_per_s: o.rate,
         clients: o.clients,
         duration_s: seconds,

@@ -39,6 +39,9 @@ struct Args {
     /// order was due). Without it, closed loop: each client sends as soon as it is answered.
     #[arg(long)]
     rate: Option<f64>,
+    /// Speak HTTP/2 (cleartext, prior knowledge) instead of HTTP/1.1 keep-alive.
+    #[arg(long)]
+    http2: bool,
     /// No progress line on stderr.
     #[arg(long)]
     quiet: bool,
@@ -72,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
         verify: args.verify,
         rate: args.rate,
         progress: !args.quiet,
+        http2: args.http2,
     })
     .await?;
     println!("{}", summary.line());

@@ -31,6 +31,7 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
         verify: true,
         rate: None,
         progress: false,
+        http2: false,
     })
     .await
     .expect("the run completes");
@@ -81,7 +82,8 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
     }
     assert!(summary.line().contains("orders/s"));
 
-    // Open loop at a modest rate: about rate × duration orders, latency from when each was due.
+    // Open loop at a modest rate, over HTTP/2: about rate × duration orders, latency from when
+    // each was due.
     let open = run(Options {
         urls: vec![format!("http://{}", exchange.addr)],
         clients: 4,
@@ -93,10 +95,14 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
         verify: true,
         rate: Some(200.0),
         progress: false,
+        http2: true,
     })
     .await
     .expect("the open-loop run completes");
-    assert_eq!(open.mode, "open");
+    assert_eq!(
+        (open.mode.as_str(), open.protocol.as_str()),
+        ("open", "HTTP/2")
+    );
     assert!(
         (300..=500).contains(&open.accepted),
         "{} accepted at 200/s for 2 s",
