@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Runs the standard benchmark scenarios and rewrites the README's performance table.
+
+Usage: python3 bench/table.py [--quick]
+
+Scenarios: the engine micro-benchmark (cargo bench -p exchange-core); the embedded exchange
+over REST with 1, 2 and 4 shards (closed loop, verified), open loop at the seed's 10,000
+orders/s, HTTP/2; WebSocket fan-out to 10,000 subscribers. Each exchange scenario starts a
+fresh exchange in a temporary data directory and stops it afterwards. The table between the
+`perf-table` markers in README.md is replaced, with the machine's details and the command of
+each row. (`--quick` runs each scenario briefly, to check the script itself.)
+
+The cluster rows of the design (gateways and shards as separate processes over Redis Cluster)
+are not here yet: those roles do not exist yet.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = os.path.join(ROOT, "README.md")
+BEGIN, END = "<!-- perf-table:begin -->", "<!-- perf-table:end -->"
+QUICK = "--quick" in sys.argv
+DURATION = 2 if QUICK else 10
+TARGET = os.path.join(ROOT, "target", "release")
+
+
+def run(cmd, **kw):
+    print("+", " ".join(cmd), file=sys.stderr, flush=True)
+    return subprocess.run(cmd, cwd=ROOT, check=True, text=True, **kw)
+
+
+class Exchange:
+    """A fresh exchange on a free port in a temporary data directory."""
+
+    def __init__(self, *flags):
+        self.dir = tempfile.mkdtemp(prefix="exchange-bench-")
+        self.proc = subprocess.Popen(
+            [os.path.join(TARGET, "exchange"), "--listen", "127.0.0.1:0", "--data-dir",
+             self.dir, "--log", "warn", *flags],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        for line in self.proc.stdout:
+            if line.startswith("exchange listening on "):
+                self.url = line.split()[-1]
+                break
+        else:
+            raise RuntimeError("the exchange did not start")
+        self.key = os.path.join(self.dir, "admin-key.json")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+        subprocess.run(["rm", "-rf", self.dir], check=False)
+
+
+def loadgen(ex, *flags):
+    out = os.path.join(ex.dir, "summary.json")
+    run([os.path.join(TARGET, "loadgen"), "--url", ex.url, "--admin-key-file", ex.key,
+         "--quiet", "--duration", str(DURATION), "--json", out, *flags])
+    with open(out) as f:
+        return json.load(f)
+
+
+def ms(v):
+    return f"{v:.2f} ms" if v < 10 else f"{v:.1f} ms"
+
+
+def latency(l):
+    return (f"p50 {ms(l['p50'])}, p90 {ms(l['p90'])}, p99 {ms(l['p99'])}, "
+            f"p99.9 {ms(l['p999'])}, max {ms(l['max'])}")
+
+
+def rest_row(title, s, command):
+    v = s.get("verification")
+    checked = f"; verified {v['checked']:,} orders, {v['mismatches']} mismatches" if v else ""
+    cons = s["conservation"]
+    conserved = (f"; balances conserved in {cons['assets_checked'] - len(cons['differences'])}"
+                 f" of {cons['assets_checked']} assets")
+    return (f"| {title} | **{s['orders_per_s']:,.0f} orders/s**; {latency(s['latency_ms'])}"
+            f"{checked}{conserved} | `{command}` |")
+
+
+def engine_rows():
+    out = run(["cargo", "bench", "-p", "exchange-core", "--bench", "engine"],
+              capture_output=True).stdout
+    rows = []
+    for line in out.splitlines():
+        m = re.match(r"(standard book|book of 10k|deep book)[^:]*: (.*)", line)
+        if m:
+            rows.append(f"| engine, exchange-core's benchmark mix, {line.split(':')[0]}, one core"
+                        f" | {m.group(2).split(' | ', 1)[1].replace(' | ', '; ')} | `cargo bench -p exchange-core` |")
+        elif line.startswith("memory:"):
+            rows.append(f"| engine memory: {line[len('memory: '):]} | | `cargo bench -p exchange-core` |")
+    return rows
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem = int(open("/proc/meminfo").readline().split()[1]) / 1024 / 1024
+    except OSError:
+        mem = 0
+    return f"Measured on {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {time.strftime('%Y-%m-%d')}."
+
+
+def main():
+    run(["cargo", "build", "--release", "-p", "exchange", "-p", "exchange-bench"])
+    rows = [] if QUICK else engine_rows()
+    for shards in (1, 2, 4):
+        ex = Exchange("--shards", str(shards), "--retain-finished", "1000000")
+        try:
+            s = loadgen(ex, "--clients", "64", "--verify")
+        finally:
+            ex.stop()
+        rows.append(rest_row(
+            f"embedded exchange over REST, {shards} shard{'s' if shards > 1 else ''}, HTTP/1.1,"
+            " 64 clients, signed limit orders from 100 funded accounts on 3 symbols, fsync on",
+            s, f"loadgen --clients 64 --duration {DURATION} --verify (exchange --shards {shards})"))
+    for title, flags in [
+        ("the same (2 shards), open loop at the seed's 10,000 orders/s",
+         ["--clients", "128", "--rate", "10000"]),
+        ("the same (2 shards) over HTTP/2", ["--clients", "64", "--http2"]),
+    ]:
+        ex = Exchange()
+        try:
+            s = loadgen(ex, *flags)
+        finally:
+            ex.stop()
+        rows.append(rest_row(title, s, "loadgen " + " ".join(flags) + f" --duration {DURATION}"))
+    subscribers = 1000 if QUICK else 10000
+    ex = Exchange()
+    try:
+        out = os.path.join(ex.dir, "fanout.json")
+        run([os.path.join(TARGET, "wsfanout"), "--url", ex.url, "--admin-key-file", ex.key,
+             "--subscribers", str(subscribers), "--rate", "2", "--duration", str(DURATION),
+             "--server-pid", str(ex.proc.pid), "--json", out])
+        f = json.load(open(out))
+    finally:
+        ex.stop()
+    mem = f.get("server_kib_per_idle_connection")
+    rows.append(
+        f"| WebSocket fan-out: {f['subscribers']:,} subscribers to BTC-USD's book and trades,"
+        f" 2 orders/s, subscribers on the same cores | acceptance to receipt"
+        f" {latency(f['latency_ms'])}; {f['messages_per_s']:,.0f} messages/s;"
+        f" {mem:.1f} KiB server memory per idle connection; {f['dropped']} dropped |"
+        f" `wsfanout --subscribers {subscribers} --rate 2 --duration {DURATION}` |")
+    table = "\n".join([
+        machine(), "",
+        "| scenario | figure | command |", "|---|---|---|", *rows,
+        "", "Cluster rows (gateways and shards as their own processes over Redis Cluster) come"
+        " with the cluster roles.",
+    ])
+    text = open(README).read()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"README.md lacks the {BEGIN} / {END} markers")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    open(README, "w").write(f"{head}{BEGIN}\n{table}\n{END}{tail}")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
