@@ -110,7 +110,11 @@ def machine():
         mem = int(open("/proc/meminfo").readline().split()[1]) / 1024 / 1024
     except OSError:
         mem = 0
-    return f"Measured on {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {time.strftime('%Y-%m-%d')}."
+    return (f"Measured on {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {time.strftime('%Y-%m-%d')},"
+            " by `python3 bench/table.py` (which rewrites this table). In the commands, `exchange`"
+            " is `cargo run --release --`, and `loadgen` and `wsfanout` are `cargo run --release"
+            " -p exchange-bench --bin loadgen --` (or `wsfanout`), each scenario on a fresh"
+            " exchange; the load generators run on the same cores.")
 
 
 def main():
@@ -125,7 +129,8 @@ def main():
         rows.append(rest_row(
             f"embedded exchange over REST, {shards} shard{'s' if shards > 1 else ''}, HTTP/1.1,"
             " 64 clients, signed limit orders from 100 funded accounts on 3 symbols, fsync on",
-            s, f"loadgen --clients 64 --duration {DURATION} --verify (exchange --shards {shards})"))
+            s, f"exchange --shards {shards} --retain-finished 1000000`, then `loadgen --clients 64"
+               f" --duration {DURATION} --verify"))
     for title, flags in [
         ("the same (2 shards), open loop at the seed's 10,000 orders/s",
          ["--clients", "128", "--rate", "10000"]),
@@ -136,7 +141,8 @@ def main():
             s = loadgen(ex, *flags)
         finally:
             ex.stop()
-        rows.append(rest_row(title, s, "loadgen " + " ".join(flags) + f" --duration {DURATION}"))
+        rows.append(rest_row(title, s, "exchange`, then `loadgen " + " ".join(flags)
+                             + f" --duration {DURATION}"))
     subscribers = 1000 if QUICK else 10000
     ex = Exchange()
     try:
@@ -153,7 +159,8 @@ def main():
         f" 2 orders/s, subscribers on the same cores | acceptance to receipt"
         f" {latency(f['latency_ms'])}; {f['messages_per_s']:,.0f} messages/s;"
         f" {mem:.1f} KiB server memory per idle connection; {f['dropped']} dropped |"
-        f" `wsfanout --subscribers {subscribers} --rate 2 --duration {DURATION}` |")
+        f" `exchange`, then `wsfanout --subscribers {subscribers} --rate 2 --duration {DURATION}"
+        " --server-pid PID` |")
     table = "\n".join([
         machine(), "",
         "| scenario | figure | command |", "|---|---|---|", *rows,
