@@ -366,6 +366,37 @@ fn parse_channel(app: &AppState, s: &str) -> Result<Channel, String> {
     }
 }
 
+/// An error for the client, with the channel at fault when there is one.
+type ClientError = (ApiError, Option<String>);
+
+/// Why a connection ends: with a close code and reason, or (`None`) because it is gone.
+type Closing = Option<(u16, &'static str)>;
+
+/// The channels a subscribe or unsubscribe names, parsed; or the error naming the bad one.
+fn channels<'a>(
+    app: &AppState,
+    m: &'a ClientMessage,
+) -> Result<(&'a Vec<String>, Vec<Channel>), ClientError> {
+    let names = m.channels.as_ref().ok_or_else(|| {
+        (
+            ApiError::field(ErrorCode::MissingField, "channels", "is required"),
+            None,
+        )
+    })?;
+    let parsed = names
+        .iter()
+        .map(|n| {
+            parse_channel(app, n).map_err(|why| {
+                (
+                    ApiError::field(ErrorCode::InvalidField, "channels", why),
+                    Some(n.clone()),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((names, parsed))
+}
+
 /// A client message.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -564,7 +595,7 @@ impl Connection {
     }
 
     /// Sends one message, or gives up on a client that does not take it in time.
-    async fn send(&mut self, text: Utf8Bytes) -> Result<(), Option<(u16, &'static str)>> {
+    async fn send(&mut self, text: Utf8Bytes) -> Result<(), Closing> {
         match tokio::time::timeout(
             self.app.ws.send_timeout,
             self.socket.send(Message::Text(text)),
@@ -583,7 +614,7 @@ impl Connection {
         }
     }
 
-    async fn send_json(&mut self, v: Value) -> Result<(), Option<(u16, &'static str)>> {
+    async fn send_json(&mut self, v: Value) -> Result<(), Closing> {
         self.send(text(v)).await
     }
 
@@ -592,7 +623,7 @@ impl Connection {
         id: &Option<Value>,
         e: ApiError,
         channel: Option<&str>,
-    ) -> Result<(), Option<(u16, &'static str)>> {
+    ) -> Result<(), Closing> {
         self.send_json(json!({
             "type": "error",
             "id": id,
@@ -605,7 +636,7 @@ impl Connection {
         .await
     }
 
-    async fn on_heartbeat(&mut self) -> Result<(), Option<(u16, &'static str)>> {
+    async fn on_heartbeat(&mut self) -> Result<(), Closing> {
         let cfg = &self.app.ws;
         if self.last_heard.elapsed() >= cfg.dead_after {
             return Err(Some((CLOSE_DEAD, "no answer to pings")));
@@ -649,7 +680,7 @@ impl Connection {
         }
     }
 
-    async fn on_message(&mut self, msg: Message) -> Result<(), Option<(u16, &'static str)>> {
+    async fn on_message(&mut self, msg: Message) -> Result<(), Closing> {
         let raw = match msg {
             Message::Text(t) => t.as_str().as_bytes().to_vec(),
             Message::Binary(b) => b.to_vec(),
@@ -714,28 +745,11 @@ impl Connection {
 
     /// Answers a client message; the inner error is for the client (with the channel at fault),
     /// the outer one ends the connection.
-    async fn subscribe(
-        &mut self,
-        m: &ClientMessage,
-    ) -> Result<Result<(), (ApiError, Option<String>)>, Option<(u16, &'static str)>> {
-        let Some(names) = &m.channels else {
-            return Ok(Err((
-                ApiError::field(ErrorCode::MissingField, "channels", "is required"),
-                None,
-            )));
+    async fn subscribe(&mut self, m: &ClientMessage) -> Result<Result<(), ClientError>, Closing> {
+        let (names, parsed) = match channels(&self.app, m) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
         };
-        let mut parsed = Vec::new();
-        for n in names {
-            match parse_channel(&self.app, n) {
-                Ok(c) => parsed.push(c),
-                Err(why) => {
-                    return Ok(Err((
-                        ApiError::field(ErrorCode::InvalidField, "channels", why),
-                        Some(n.clone()),
-                    )));
-                }
-            }
-        }
         let held: usize = self
             .followed
             .values()
@@ -772,7 +786,7 @@ impl Connection {
         Ok(Ok(()))
     }
 
-    async fn follow(&mut self, c: Channel) -> Result<(), Option<(u16, &'static str)>> {
+    async fn follow(&mut self, c: Channel) -> Result<(), Closing> {
         let symbol = match c {
             Channel::Orders => {
                 if self.private.is_none() {
@@ -821,7 +835,7 @@ impl Connection {
     }
 
     /// Sends the whole book of `symbol` with its sequence number; diffs up to it are skipped.
-    async fn snapshot(&mut self, symbol: SymbolId) -> Result<(), Option<(u16, &'static str)>> {
+    async fn snapshot(&mut self, symbol: SymbolId) -> Result<(), Closing> {
         let spec = self.app.spec(symbol).clone();
         let Some(depth) = self.app.exchange.depth(symbol, usize::MAX).await else {
             return Ok(());
@@ -840,28 +854,11 @@ impl Connection {
         .await
     }
 
-    async fn unsubscribe(
-        &mut self,
-        m: &ClientMessage,
-    ) -> Result<Result<(), (ApiError, Option<String>)>, Option<(u16, &'static str)>> {
-        let Some(names) = &m.channels else {
-            return Ok(Err((
-                ApiError::field(ErrorCode::MissingField, "channels", "is required"),
-                None,
-            )));
+    async fn unsubscribe(&mut self, m: &ClientMessage) -> Result<Result<(), ClientError>, Closing> {
+        let (names, parsed) = match channels(&self.app, m) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
         };
-        let mut parsed = Vec::new();
-        for n in names {
-            match parse_channel(&self.app, n) {
-                Ok(c) => parsed.push(c),
-                Err(why) => {
-                    return Ok(Err((
-                        ApiError::field(ErrorCode::InvalidField, "channels", why),
-                        Some(n.clone()),
-                    )));
-                }
-            }
-        }
         for c in parsed {
             let symbol = match c {
                 Channel::Orders => {
@@ -892,10 +889,7 @@ impl Connection {
         Ok(Ok(()))
     }
 
-    async fn auth(
-        &mut self,
-        m: &ClientMessage,
-    ) -> Result<Result<(), (ApiError, Option<String>)>, Option<(u16, &'static str)>> {
+    async fn auth(&mut self, m: &ClientMessage) -> Result<Result<(), ClientError>, Closing> {
         let field = |v: &Option<Value>| {
             v.as_ref().map(|v| match v {
                 Value::String(s) => s.clone(),
@@ -928,7 +922,7 @@ impl Connection {
         }
     }
 
-    fn caller(&self) -> Result<Caller, (ApiError, Option<String>)> {
+    fn caller(&self) -> Result<Caller, ClientError> {
         self.caller.clone().ok_or_else(|| {
             (
                 ApiError::new(ErrorCode::Unauthenticated, "send an auth message first"),
@@ -937,10 +931,7 @@ impl Connection {
         })
     }
 
-    async fn place(
-        &mut self,
-        m: &ClientMessage,
-    ) -> Result<Result<(), (ApiError, Option<String>)>, Option<(u16, &'static str)>> {
+    async fn place(&mut self, m: &ClientMessage) -> Result<Result<(), ClientError>, Closing> {
         let caller = match self.caller() {
             Ok(c) => c,
             Err(e) => return Ok(Err(e)),
@@ -964,10 +955,7 @@ impl Connection {
         }
     }
 
-    async fn cancel(
-        &mut self,
-        m: &ClientMessage,
-    ) -> Result<Result<(), (ApiError, Option<String>)>, Option<(u16, &'static str)>> {
+    async fn cancel(&mut self, m: &ClientMessage) -> Result<Result<(), ClientError>, Closing> {
         let caller = match self.caller() {
             Ok(c) => c,
             Err(e) => return Ok(Err(e)),
@@ -1020,7 +1008,7 @@ impl Connection {
         &mut self,
         symbol: SymbolId,
         first: Result<Arc<Frame>, RecvError>,
-    ) -> Result<(), Option<(u16, &'static str)>> {
+    ) -> Result<(), Closing> {
         const BATCH: usize = 64;
         let mut texts = Vec::new();
         let mut next = Some(first);
@@ -1052,7 +1040,7 @@ impl Connection {
     }
 
     /// Writes several messages with one flush, or gives up on a client that does not take them.
-    async fn send_all(&mut self, texts: Vec<Utf8Bytes>) -> Result<(), Option<(u16, &'static str)>> {
+    async fn send_all(&mut self, texts: Vec<Utf8Bytes>) -> Result<(), Closing> {
         if texts.is_empty() {
             return Ok(());
         }
@@ -1076,7 +1064,7 @@ impl Connection {
         }
     }
 
-    async fn on_private(&mut self, u: &PrivateUpdate) -> Result<(), Option<(u16, &'static str)>> {
+    async fn on_private(&mut self, u: &PrivateUpdate) -> Result<(), Closing> {
         for (record, trades) in &u.orders {
             let spec = self.app.spec(record.symbol).clone();
             let fills = trades
