@@ -92,7 +92,7 @@ pub struct Config {
     #[arg(long, env = "EXCHANGE_WS_RING", default_value_t = 1_024)]
     pub ws_ring: usize,
 
-    /// Messages per second a WebSocket client may send (burst twice that).
+    /// Messages per second a WebSocket client may send (burst twice that; 0: no limit).
     #[arg(long, env = "EXCHANGE_WS_MESSAGE_RATE", default_value_t = 50)]
     pub ws_message_rate: u32,
 

@@ -77,14 +77,14 @@ impl FanoutSummary {
     }
 }
 
-fn now_us() -> u64 {
+pub(crate) fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// Every `"accepted_at_us":N` in a message, without parsing the whole JSON.
-fn accepted_times(text: &str) -> impl Iterator<Item = u64> + '_ {
+pub(crate) fn accepted_times(text: &str) -> impl Iterator<Item = u64> + '_ {
     const KEY: &str = "\"accepted_at_us\":";
     text.match_indices(KEY).filter_map(|(i, _)| {
         let rest = &text[i + KEY.len()..];

@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -53,6 +54,11 @@ pub struct Options {
     pub progress: bool,
     /// Speak HTTP/2 (cleartext, prior knowledge) instead of HTTP/1.1 keep-alive.
     pub http2: bool,
+    /// Place orders over WebSocket (`order.place`) instead of REST: each client one socket,
+    /// authenticated as one account.
+    pub websocket: bool,
+    /// WebSocket subscribers to every symbol's trades, measuring acceptance to receipt.
+    pub md_subscribers: usize,
 }
 
 /// Latency percentiles in milliseconds.
@@ -79,7 +85,7 @@ pub struct Verification {
 pub struct Summary {
     /// `closed` or `open` loop.
     pub mode: String,
-    /// `HTTP/1.1` or `HTTP/2`.
+    /// `HTTP/1.1`, `HTTP/2` or `WebSocket`.
     pub protocol: String,
     /// The offered rate in open loop.
     pub offered_per_s: Option<f64>,
@@ -92,6 +98,10 @@ pub struct Summary {
     /// Answers by HTTP status (or `timeout`, `connection error`).
     pub outcomes: BTreeMap<String, u64>,
     pub verification: Option<Verification>,
+    /// With market-data subscribers: from each order's acceptance to its trade's receipt on a
+    /// WebSocket subscriber, and how many trade receipts were measured.
+    pub market_data_latency_ms: Option<Latency>,
+    pub market_data_trades: u64,
     /// After the run, the exchange's reconciliation: per asset, deposits minus withdrawals
     /// against the sum of every balance, fees included. Assets that differ are listed.
     pub conservation: Conservation,
@@ -157,6 +167,12 @@ impl Summary {
             line.push_str(&format!(
                 " | verified {} orders, {} mismatches",
                 v.checked, v.mismatches
+            ));
+        }
+        if let Some(l) = &self.market_data_latency_ms {
+            line.push_str(&format!(
+                " | trade on a WebSocket subscriber: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms over {} receipts",
+                l.p50, l.p99, l.p999, self.market_data_trades
             ));
         }
         line.push_str(&format!(
@@ -261,6 +277,118 @@ async fn traders(o: &Options) -> anyhow::Result<Vec<Credentials>> {
     Ok(out)
 }
 
+/// An order-entry WebSocket, authenticated as one account.
+struct WsOrders {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    next_id: u64,
+}
+
+impl WsOrders {
+    async fn open(base: &str, key: &Credentials) -> anyhow::Result<Self> {
+        use futures_util::SinkExt;
+        let url = format!("{}/ws", base.replacen("http", "ws", 1));
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis()
+            .to_string();
+        let signature = exchange_gateway::auth::sign(
+            key.secret.as_bytes(),
+            &exchange_gateway::auth::payload("GET", "/ws", &format!("timestamp={ts}"), b""),
+        );
+        let auth =
+            json!({"op": "auth", "key": key.key_id, "timestamp": ts, "signature": signature});
+        ws.send(WsMessage::text(auth.to_string())).await?;
+        let mut s = Self { ws, next_id: 0 };
+        let answer = s.answer(None).await?;
+        if answer["type"] != "authenticated" {
+            bail!("WebSocket auth refused: {answer}");
+        }
+        Ok(s)
+    }
+
+    /// The next answer (to request `id`, when given), skipping anything else.
+    async fn answer(&mut self, id: Option<u64>) -> anyhow::Result<Value> {
+        use futures_util::StreamExt;
+        loop {
+            match self.ws.next().await {
+                Some(Ok(WsMessage::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t)?;
+                    // An error the server could not tie to a request (a refused message: rate
+                    // limit, size) answers the one request in flight.
+                    let untied_error = v["type"] == "error" && v["id"].is_null();
+                    if id.is_none() || v["id"].as_u64() == id || untied_error {
+                        return Ok(v);
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => bail!("the WebSocket closed"),
+            }
+        }
+    }
+
+    /// Places an order; the answer as (HTTP-like status, report or error).
+    async fn place(&mut self, body: &Value) -> anyhow::Result<(u16, Value)> {
+        use futures_util::SinkExt;
+        self.next_id += 1;
+        let id = self.next_id;
+        let msg = json!({"op": "order.place", "id": id, "order": body});
+        self.ws.send(WsMessage::text(msg.to_string())).await?;
+        let answer = self.answer(Some(id)).await?;
+        match answer["type"].as_str() {
+            Some("order.place") => Ok((
+                answer["status"].as_u64().unwrap_or(0) as u16,
+                answer["report"].clone(),
+            )),
+            _ => Ok((if answer["code"] == 2201 { 429 } else { 400 }, answer)),
+        }
+    }
+}
+
+/// How a client places its orders.
+enum Transport {
+    Rest(Vec<Signer>),
+    /// One socket, so one account for all of the client's orders.
+    Ws(Box<WsOrders>, usize),
+}
+
+/// A market-data subscriber: trades of every symbol, acceptance to receipt while measuring.
+async fn md_subscriber(
+    o: Arc<Options>,
+    id: usize,
+    measure_from: Instant,
+    stop: Instant,
+) -> anyhow::Result<Histogram<u64>> {
+    use futures_util::{SinkExt, StreamExt};
+    let base = &o.urls[id % o.urls.len()];
+    let url = format!("{}/ws", base.replacen("http", "ws", 1));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    let channels: Vec<String> = o
+        .symbols
+        .iter()
+        .map(|(s, _)| format!("trades.{s}"))
+        .collect();
+    ws.send(WsMessage::text(
+        json!({"op": "subscribe", "channels": channels}).to_string(),
+    ))
+    .await?;
+    let mut h = Histogram::new_with_bounds(1, 60_000_000, 3)?;
+    while let Ok(Some(msg)) = tokio::time::timeout_at(stop.into(), ws.next()).await {
+        if let WsMessage::Text(t) = msg?
+            && Instant::now() >= measure_from
+        {
+            let now = fanout::now_us();
+            for at in fanout::accepted_times(&t) {
+                h.saturating_record(now.saturating_sub(at).max(1));
+            }
+        }
+    }
+    Ok(h)
+}
+
 async fn client(
     o: Arc<Options>,
     keys: Arc<Vec<Credentials>>,
@@ -275,8 +403,13 @@ async fn client(
     if o.http2 {
         http = http.http2_prior_knowledge();
     }
-    let first = Signer::with_http(http.build()?, base.clone(), keys[0].clone());
-    let signers: Vec<Signer> = keys.iter().map(|k| first.with_key(k.clone())).collect();
+    let mut transport = if o.websocket {
+        let trader = id % keys.len();
+        Transport::Ws(Box::new(WsOrders::open(base, &keys[trader]).await?), trader)
+    } else {
+        let first = Signer::with_http(http.build()?, base.clone(), keys[0].clone());
+        Transport::Rest(keys.iter().map(|k| first.with_key(k.clone())).collect())
+    };
     let mut tally = Tally {
         latency: Histogram::new_with_bounds(1, 60_000_000, 3)?,
         outcomes: BTreeMap::new(),
@@ -292,7 +425,7 @@ async fn client(
     let mut n = 0u64;
     while Instant::now() < stop {
         n += 1;
-        let (trader, body) = order(&o.symbols, o.accounts, id, n);
+        let (mut trader, body) = order(&o.symbols, o.accounts, id, n);
         let sent = match interval {
             Some(interval) => {
                 tokio::time::sleep_until(due.into()).await;
@@ -305,10 +438,18 @@ async fn client(
         if sent >= stop {
             break;
         }
-        let (outcome, response) = match signers[trader]
-            .send(Method::POST, "/orders", Some(&body))
-            .await
-        {
+        let placed = match &mut transport {
+            Transport::Rest(signers) => {
+                signers[trader]
+                    .send(Method::POST, "/orders", Some(&body))
+                    .await
+            }
+            Transport::Ws(ws, account) => {
+                trader = *account;
+                ws.place(&body).await
+            }
+        };
+        let (outcome, response) = match placed {
             Ok((status, response)) => (status.to_string(), (status == 201).then_some(response)),
             Err(e) => match e.downcast_ref::<reqwest::Error>() {
                 Some(e) if e.is_timeout() => ("timeout".into(), None),
@@ -448,6 +589,16 @@ pub async fn run(o: Options) -> anyhow::Result<Summary> {
     let keys = Arc::new(traders(&o).await?);
     let o = Arc::new(o);
     let start = Instant::now();
+    let md: Vec<_> = (0..o.md_subscribers)
+        .map(|i| {
+            tokio::spawn(md_subscriber(
+                Arc::clone(&o),
+                i,
+                start + o.warmup,
+                start + o.warmup + o.duration + Duration::from_millis(500),
+            ))
+        })
+        .collect();
     let stop = start + o.warmup + o.duration;
     let done = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..o.clients)
@@ -505,9 +656,21 @@ pub async fn run(o: Options) -> anyhow::Result<Summary> {
         None
     };
     let conservation = reconcile(&o).await?;
+    let mut md_latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for t in md {
+        md_latency.add(&t.await.context("a market-data subscriber panicked")??)?;
+    }
+    let md_ms = |q: f64| md_latency.value_at_quantile(q) as f64 / 1000.0;
     Ok(Summary {
         mode: if o.rate.is_some() { "open" } else { "closed" }.into(),
-        protocol: if o.http2 { "HTTP/2" } else { "HTTP/1.1" }.into(),
+        protocol: if o.websocket {
+            "WebSocket"
+        } else if o.http2 {
+            "HTTP/2"
+        } else {
+            "HTTP/1.1"
+        }
+        .into(),
         offered_per_s: o.rate,
         clients: o.clients,
         duration_s: seconds,
@@ -523,6 +686,14 @@ pub async fn run(o: Options) -> anyhow::Result<Summary> {
         },
         outcomes,
         verification,
+        market_data_latency_ms: (o.md_subscribers > 0).then(|| Latency {
+            p50: md_ms(0.5),
+            p90: md_ms(0.9),
+            p99: md_ms(0.99),
+            p999: md_ms(0.999),
+            max: md_latency.max() as f64 / 1000.0,
+        }),
+        market_data_trades: md_latency.len(),
         conservation,
     })
 }

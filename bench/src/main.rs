@@ -42,6 +42,13 @@ struct Args {
     /// Speak HTTP/2 (cleartext, prior knowledge) instead of HTTP/1.1 keep-alive.
     #[arg(long)]
     http2: bool,
+    /// Place orders over WebSocket (`order.place`): each client one socket, one account.
+    #[arg(long)]
+    websocket: bool,
+    /// WebSocket subscribers to every symbol's trades, measuring the time from each order's
+    /// acceptance to its trade's receipt.
+    #[arg(long, default_value_t = 0)]
+    md_subscribers: usize,
     /// No progress line on stderr.
     #[arg(long)]
     quiet: bool,
@@ -76,6 +83,8 @@ async fn main() -> anyhow::Result<()> {
         rate: args.rate,
         progress: !args.quiet,
         http2: args.http2,
+        websocket: args.websocket,
+        md_subscribers: args.md_subscribers,
     })
     .await?;
     println!("{}", summary.line());

@@ -8,12 +8,12 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_verified_run_against_the_embedded_exchange() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let exchange = exchange::start(
-        Config::for_tests(dir.path().to_owned()),
-        std::future::pending(),
-    )
-    .await
-    .expect("the exchange starts");
+    let mut config = Config::for_tests(dir.path().to_owned());
+    // Order entry over WebSocket at full speed: no per-connection message limit.
+    config.ws_message_rate = 0;
+    let exchange = exchange::start(config, std::future::pending())
+        .await
+        .expect("the exchange starts");
     let admin =
         exchange::admin::read_credentials(&dir.path().join(exchange::admin::KEY_FILE)).unwrap();
     let summary = run(Options {
@@ -32,6 +32,8 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
         rate: None,
         progress: false,
         http2: false,
+        websocket: false,
+        md_subscribers: 2,
     })
     .await
     .expect("the run completes");
@@ -81,6 +83,9 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
         assert!(json["latency_ms"][key].is_number(), "latency lacks {key}");
     }
     assert!(summary.line().contains("orders/s"));
+    // Two subscribers saw the trades on WebSocket, with latencies from acceptance.
+    let md = summary.market_data_latency_ms.as_ref().expect("measured");
+    assert!(summary.market_data_trades > 0 && md.p50 > 0.0 && md.p50 <= md.p99);
 
     // Open loop at a modest rate, over HTTP/2: about rate × duration orders, latency from when
     // each was due.
@@ -96,6 +101,8 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
         rate: Some(200.0),
         progress: false,
         http2: true,
+        websocket: false,
+        md_subscribers: 0,
     })
     .await
     .expect("the open-loop run completes");
@@ -109,5 +116,35 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
         open.accepted
     );
     assert_eq!(open.verification.as_ref().map(|v| v.mismatches), Some(0));
+
+    // Orders over WebSocket, closed loop: answered, verified, conserved.
+    let ws = run(Options {
+        urls: vec![format!("http://{}", exchange.addr)],
+        clients: 4,
+        duration: Duration::from_secs(2),
+        warmup: Duration::from_millis(200),
+        symbols: vec![("ETH-USD".into(), 3_000)],
+        accounts: 4,
+        admin: exchange::admin::read_credentials(&dir.path().join(exchange::admin::KEY_FILE))
+            .unwrap(),
+        verify: true,
+        rate: None,
+        progress: false,
+        http2: false,
+        websocket: true,
+        md_subscribers: 0,
+    })
+    .await
+    .expect("the WebSocket run completes");
+    assert_eq!(ws.protocol, "WebSocket");
+    assert!(ws.accepted > 100, "{}", ws.line());
+    assert_eq!(
+        ws.outcomes.keys().collect::<Vec<_>>(),
+        vec!["201"],
+        "{:?}",
+        ws.outcomes
+    );
+    assert_eq!(ws.verification.as_ref().map(|v| v.mismatches), Some(0));
+    assert!(ws.conservation.differences.is_empty());
     exchange.shutdown().await.expect("clean shutdown");
 }

@@ -80,7 +80,7 @@ pub struct WsConfig {
     /// Largest client message answered (larger ones get an error); the transport refuses
     /// anything over 16 times this.
     pub max_message_bytes: usize,
-    /// Client messages per second and burst; past it, errors.
+    /// Client messages per second and burst; past it, errors (0 per second: no limit).
     pub messages: Rate,
     /// Messages refused for the rate before the connection is closed.
     pub flood_strikes: u32,
@@ -663,9 +663,13 @@ impl Connection {
         Ok(())
     }
 
-    /// Takes a token for a client message; false when the client is over its rate.
+    /// Takes a token for a client message; false when the client is over its rate (a rate of
+    /// zero is no limit).
     fn take_token(&mut self) -> bool {
         let rate = self.app.ws.messages;
+        if rate.per_second == 0 {
+            return true;
+        }
         let now = Instant::now();
         let burst = f64::from(rate.burst.max(1));
         self.tokens = (self.tokens
