@@ -59,6 +59,29 @@ pub struct Options {
     pub websocket: bool,
     /// WebSocket subscribers to every symbol's trades, measuring acceptance to receipt.
     pub md_subscribers: usize,
+    /// What the clients send.
+    pub workload: Workload,
+}
+
+/// The order flow.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Workload {
+    /// Limit orders within ±0.5% of a fixed mid: many rest, many cross.
+    Limit,
+    /// Market making around a mid that moves: of every 100 operations, `amend` re-quote a
+    /// resting order of the client's to the moving mid, `place` add a GTC quote, `ioc` take
+    /// liquidity with an IOC order across the mid, and the rest cancel a quote. The default mix
+    /// (82 amend, 9 place, 3 IOC, 6 cancel) is exchange-core's published benchmark mix.
+    MarketMaking { amend: u8, place: u8, ioc: u8 },
+}
+
+impl Workload {
+    /// exchange-core's benchmark mix.
+    pub const EXCHANGE_CORE: Workload = Workload::MarketMaking {
+        amend: 82,
+        place: 9,
+        ioc: 3,
+    };
 }
 
 /// Latency percentiles in milliseconds.
@@ -216,6 +239,80 @@ fn order(symbols: &[(String, u64)], accounts: u64, client: usize, n: u64) -> (us
         "quantity": "0.0100",
     });
     (trader, body)
+}
+
+/// A quote a market-making client has resting: who placed it and its index among the acks.
+struct Quote {
+    trader: usize,
+    order_id: String,
+    side: &'static str,
+    ack: Option<usize>,
+}
+
+/// The mid of `mid` (whole units) at `t`, moving ±0.2% over a 30-second cycle, in hundredths.
+fn moving_mid(mid: u64, t: Duration) -> u64 {
+    let phase = (t.as_secs_f64() / 30.0 * std::f64::consts::TAU).sin();
+    // The float only shapes the load; every price sent is a whole number of cents.
+    ((mid * 100) as f64 * (1.0 + 0.002 * phase)).round() as u64
+}
+
+fn cents(c: u64) -> String {
+    format!("{}.{:02}", c / 100, c % 100)
+}
+
+/// What to send next in a market-making flow.
+enum MmStep {
+    Place(usize, Value, &'static str),
+    Amend(usize, String, Value),
+    Cancel(usize, String),
+}
+
+fn mm_step(
+    o: &Options,
+    mix: (u8, u8, u8),
+    quotes: &[Quote],
+    client: usize,
+    n: u64,
+    elapsed: Duration,
+) -> (MmStep, Option<usize>) {
+    let (amend, place, ioc) = mix;
+    let h = (n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ client as u64).rotate_left(29);
+    let roll = (h % 100) as u8;
+    let (name, mid) = &o.symbols[(h >> 8) as usize % o.symbols.len()];
+    let mid = moving_mid(*mid, elapsed);
+    // Quotes a few ticks off the mid; takers cross it.
+    let off = mid / 10_000 * (1 + (h >> 16) % 20);
+    let buy = (h >> 40).is_multiple_of(2);
+    let trader = ((h >> 20) % o.accounts) as usize;
+    let pick = (h >> 32) as usize;
+    let quote = |side: &'static str| {
+        let price = if side == "BUY" { mid - off } else { mid + off };
+        json!({"symbol": name, "side": side, "type": "LIMIT", "price": cents(price), "quantity": "0.0100"})
+    };
+    if quotes.is_empty() || (roll >= amend && roll < amend + place) {
+        let side = if buy { "BUY" } else { "SELL" };
+        return (MmStep::Place(trader, quote(side), side), None);
+    }
+    if roll >= amend + place && roll < amend + place + ioc {
+        let (side, price) = if buy {
+            ("BUY", mid + off)
+        } else {
+            ("SELL", mid - off)
+        };
+        let body = json!({"symbol": name, "side": side, "type": "LIMIT", "time_in_force": "IOC", "price": cents(price), "quantity": "0.0100"});
+        return (MmStep::Place(trader, body, ""), None);
+    }
+    let i = pick % quotes.len();
+    let q = &quotes[i];
+    if roll < amend {
+        let price = quote(q.side)["price"].clone();
+        (
+            MmStep::Amend(q.trader, q.order_id.clone(), json!({"price": price})),
+            Some(i),
+        )
+    } else {
+        (MmStep::Cancel(q.trader, q.order_id.clone()), Some(i))
+    }
 }
 
 /// What each account is funded with: far more than a run's resting orders can hold.
@@ -423,8 +520,96 @@ async fn client(
     let mut due =
         start + interval.map_or(Duration::ZERO, |i| i.mul_f64(id as f64 / o.clients as f64));
     let mut n = 0u64;
+    let mut quotes: Vec<Quote> = Vec::new();
     while Instant::now() < stop {
         n += 1;
+        if let (Workload::MarketMaking { amend, place, ioc }, Transport::Rest(signers)) =
+            (o.workload, &transport)
+        {
+            let sent = Instant::now();
+            let (step, index) = mm_step(&o, (amend, place, ioc), &quotes, id, n, start.elapsed());
+            let (trader, result) = match &step {
+                MmStep::Place(t, body, _) => (
+                    *t,
+                    signers[*t].send(Method::POST, "/orders", Some(body)).await,
+                ),
+                MmStep::Amend(t, oid, body) => (
+                    *t,
+                    signers[*t]
+                        .send(Method::PATCH, &format!("/orders/{oid}"), Some(body))
+                        .await,
+                ),
+                MmStep::Cancel(t, oid) => (
+                    *t,
+                    signers[*t]
+                        .send(Method::DELETE, &format!("/orders/{oid}"), None)
+                        .await,
+                ),
+            };
+            let (status, response) = match result {
+                Ok(r) => r,
+                Err(_) => (0, Value::Null),
+            };
+            let outcome = if status == 0 {
+                "connection error".to_string()
+            } else {
+                status.to_string()
+            };
+            if sent.duration_since(start) >= o.warmup {
+                tally
+                    .latency
+                    .saturating_record(sent.elapsed().as_micros() as u64);
+                *tally.outcomes.entry(outcome).or_default() += 1;
+            }
+            done.fetch_add(1, Ordering::Relaxed);
+            let live = matches!(
+                response["status"].as_str(),
+                Some("NEW" | "PARTIALLY_FILLED")
+            );
+            match step {
+                MmStep::Place(_, body, side) => {
+                    let ack = (o.verify && status == 201).then(|| {
+                        tally.acks.push(Ack {
+                            trader,
+                            request: body,
+                            response: response.clone(),
+                        });
+                        tally.acks.len() - 1
+                    });
+                    if status == 201 && live && !side.is_empty() {
+                        let order_id = response["order_id"].as_str().unwrap_or_default().to_owned();
+                        quotes.push(Quote {
+                            trader,
+                            order_id,
+                            side,
+                            ack,
+                        });
+                    }
+                }
+                MmStep::Amend(_, _, body) => {
+                    let i = index.expect("an amendment names a quote");
+                    if status == 200
+                        && let Some(a) = quotes[i].ack.and_then(|a| tally.acks.get_mut(a))
+                    {
+                        a.request["price"] = body["price"].clone();
+                        a.response = response.clone();
+                    }
+                    if !(status == 200 && live) {
+                        quotes.swap_remove(i);
+                    }
+                }
+                MmStep::Cancel(..) => {
+                    let i = index.expect("a cancel names a quote");
+                    if status == 200
+                        && let Some(a) = quotes[i].ack.and_then(|a| tally.acks.get_mut(a))
+                    {
+                        a.response = response.clone();
+                    }
+                    quotes.swap_remove(i);
+                }
+            }
+            continue;
+        }
         let (mut trader, body) = order(&o.symbols, o.accounts, id, n);
         let sent = match interval {
             Some(interval) => {
@@ -586,6 +771,11 @@ pub async fn run(o: Options) -> anyhow::Result<Summary> {
     if o.symbols.is_empty() || o.clients == 0 || o.urls.is_empty() {
         bail!("need at least one URL, one symbol and one client");
     }
+    if o.workload != Workload::Limit && (o.websocket || o.rate.is_some()) {
+        bail!(
+            "the market-making workload runs closed loop over REST (it amends orders): drop --websocket and --rate"
+        );
+    }
     let keys = Arc::new(traders(&o).await?);
     let o = Arc::new(o);
     let start = Instant::now();
@@ -647,7 +837,12 @@ pub async fn run(o: Options) -> anyhow::Result<Summary> {
         eprintln!();
     }
     let sent: u64 = outcomes.values().sum();
-    let accepted = outcomes.get("201").copied().unwrap_or(0);
+    // Every operation the exchange took: places (201), amendments and cancels (200).
+    let accepted = outcomes
+        .iter()
+        .filter(|(k, _)| k.starts_with('2'))
+        .map(|(_, v)| *v)
+        .sum::<u64>();
     let seconds = o.duration.as_secs_f64();
     let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
     let verification = if o.verify {

@@ -49,12 +49,41 @@ struct Args {
     /// acceptance to its trade's receipt.
     #[arg(long, default_value_t = 0)]
     md_subscribers: usize,
+    /// `limit` (limit orders around a fixed mid) or `mm` (market making around a moving mid:
+    /// re-quotes, new quotes, IOC takers, cancels; see --mix).
+    #[arg(long, default_value = "limit")]
+    workload: String,
+    /// For `--workload mm`: percentages of amend, place and IOC (the rest cancel). The default
+    /// is exchange-core's published benchmark mix.
+    #[arg(long, default_value = "82,9,3")]
+    mix: String,
     /// No progress line on stderr.
     #[arg(long)]
     quiet: bool,
     /// Write the summary as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+}
+
+fn workload(name: &str, mix: &str) -> anyhow::Result<exchange_bench::Workload> {
+    match name {
+        "limit" => Ok(exchange_bench::Workload::Limit),
+        "mm" => {
+            let parts: Vec<u8> = mix
+                .split(',')
+                .map(|p| p.trim().parse())
+                .collect::<Result<_, _>>()
+                .context("--mix takes three percentages: amend,place,ioc")?;
+            let [amend, place, ioc] = parts[..] else {
+                anyhow::bail!("--mix takes three percentages: amend,place,ioc");
+            };
+            if u16::from(amend) + u16::from(place) + u16::from(ioc) > 100 {
+                anyhow::bail!("--mix adds up to more than 100");
+            }
+            Ok(exchange_bench::Workload::MarketMaking { amend, place, ioc })
+        }
+        other => anyhow::bail!("--workload is limit or mm, not {other:?}"),
+    }
 }
 
 #[tokio::main]
@@ -85,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
         http2: args.http2,
         websocket: args.websocket,
         md_subscribers: args.md_subscribers,
+        workload: workload(&args.workload, &args.mix)?,
     })
     .await?;
     println!("{}", summary.line());

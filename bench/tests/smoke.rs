@@ -2,7 +2,7 @@
 //! 201s, write a well-formed summary, and read every acknowledged order back unchanged.
 
 use exchange::config::Config;
-use exchange_bench::{Options, run};
+use exchange_bench::{Options, Workload, run};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,6 +34,7 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
         http2: false,
         websocket: false,
         md_subscribers: 2,
+        workload: Workload::Limit,
     })
     .await
     .expect("the run completes");
@@ -103,6 +104,7 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
         http2: true,
         websocket: false,
         md_subscribers: 0,
+        workload: Workload::Limit,
     })
     .await
     .expect("the open-loop run completes");
@@ -133,6 +135,7 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
         http2: false,
         websocket: true,
         md_subscribers: 0,
+        workload: Workload::Limit,
     })
     .await
     .expect("the WebSocket run completes");
@@ -146,5 +149,47 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
     );
     assert_eq!(ws.verification.as_ref().map(|v| v.mismatches), Some(0));
     assert!(ws.conservation.differences.is_empty());
+
+    // Market making with exchange-core's mix: amendments, quotes, IOC takers and cancels, all
+    // taken (2xx or, for a quote filled meanwhile, 404), verified and conserved.
+    let mm = run(Options {
+        urls: vec![format!("http://{}", exchange.addr)],
+        clients: 8,
+        duration: Duration::from_secs(2),
+        warmup: Duration::from_millis(200),
+        symbols: vec![("BTC-USD".into(), 65_000), ("SOL-USD".into(), 150)],
+        accounts: 8,
+        admin: exchange::admin::read_credentials(&dir.path().join(exchange::admin::KEY_FILE))
+            .unwrap(),
+        verify: true,
+        rate: None,
+        progress: false,
+        http2: false,
+        websocket: false,
+        md_subscribers: 0,
+        workload: Workload::EXCHANGE_CORE,
+    })
+    .await
+    .expect("the market-making run completes");
+    assert!(mm.accepted > 100, "{}", mm.line());
+    assert!(
+        mm.outcomes.contains_key("200") && mm.outcomes.contains_key("201"),
+        "amendments or cancels (200) and places (201): {:?}",
+        mm.outcomes
+    );
+    assert!(
+        mm.outcomes
+            .keys()
+            .all(|k| ["200", "201", "404"].contains(&k.as_str())),
+        "{:?}",
+        mm.outcomes
+    );
+    assert_eq!(
+        mm.verification.as_ref().map(|v| v.mismatches),
+        Some(0),
+        "{:?}",
+        mm.verification
+    );
+    assert!(mm.conservation.differences.is_empty());
     exchange.shutdown().await.expect("clean shutdown");
 }
