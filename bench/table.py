@@ -79,10 +79,18 @@ def latency(l):
 def rest_row(title, s, command):
     v = s.get("verification")
     checked = f"; verified {v['checked']:,} orders, {v['mismatches']} mismatches" if v else ""
+    md = s.get("market_data_latency_ms")
+    if md:
+        checked += (f"; acceptance to the trade on a WebSocket subscriber p50 {ms(md['p50'])},"
+                    f" p99 {ms(md['p99'])}, p99.9 {ms(md['p999'])}")
+    outcomes = s.get("outcomes", {})
+    if set(outcomes) - {"201"}:
+        checked += "; answers " + ", ".join(f"{k}: {v:,}" for k, v in sorted(outcomes.items()))
     cons = s["conservation"]
     conserved = (f"; balances conserved in {cons['assets_checked'] - len(cons['differences'])}"
                  f" of {cons['assets_checked']} assets")
-    return (f"| {title} | **{s['orders_per_s']:,.0f} orders/s**; {latency(s['latency_ms'])}"
+    unit = "operations/s" if "200" in s.get("outcomes", {}) else "orders/s"
+    return (f"| {title} | **{s['orders_per_s']:,.0f} {unit}**; {latency(s['latency_ms'])}"
             f"{checked}{conserved} | `{command}` |")
 
 
@@ -131,18 +139,25 @@ def main():
             " 64 clients, signed limit orders from 100 funded accounts on 3 symbols, fsync on",
             s, f"exchange --shards {shards} --retain-finished 1000000`, then `loadgen --clients 64"
                f" --duration {DURATION} --verify"))
-    for title, flags in [
+    for title, flags, exflags in [
         ("the same (2 shards), open loop at the seed's 10,000 orders/s",
-         ["--clients", "128", "--rate", "10000"]),
-        ("the same (2 shards) over HTTP/2", ["--clients", "64", "--http2"]),
+         ["--clients", "128", "--rate", "10000"], []),
+        ("the same (2 shards) over HTTP/2", ["--clients", "64", "--http2"], []),
+        ("the same (2 shards), orders over WebSocket, with 4 WebSocket subscribers to the trades",
+         ["--clients", "64", "--websocket", "--md-subscribers", "4"], ["--ws-message-rate", "0"]),
+        ("market making (`--workload mm`, exchange-core's mix: 82% re-quotes, 9% quotes, 3% IOC,"
+         " 6% cancels) on BTC-USD and ETH-USD, 2 shards; a re-quote or cancel of a quote filled"
+         " meanwhile answers 404",
+         ["--clients", "64", "--workload", "mm", "--symbol", "BTC-USD=65000", "--symbol",
+          "ETH-USD=3000", "--verify"], ["--retain-finished", "1000000"]),
     ]:
-        ex = Exchange()
+        ex = Exchange(*exflags)
         try:
             s = loadgen(ex, *flags)
         finally:
             ex.stop()
-        rows.append(rest_row(title, s, "exchange`, then `loadgen " + " ".join(flags)
-                             + f" --duration {DURATION}"))
+        rows.append(rest_row(title, s, " ".join(["exchange", *exflags]) + "`, then `loadgen "
+                             + " ".join(flags) + f" --duration {DURATION}"))
     subscribers = 1000 if QUICK else 10000
     ex = Exchange()
     try:
