@@ -140,6 +140,14 @@ impl Embedded {
             .get(shard_for(&spec.name, self.shards.len() as u32).0 as usize)
     }
 
+    /// The shard of `symbol`, or every shard for none.
+    fn shards_for(&self, symbol: Option<SymbolId>) -> Vec<&ShardHandle> {
+        match symbol {
+            Some(s) => self.shard_of(s).into_iter().collect(),
+            None => self.shards.iter().collect(),
+        }
+    }
+
     /// Starts appending to one shard and waiting for the outcome, in a task of its own (so the
     /// outcome is collected even if the request is dropped).
     fn spawn_submit(
@@ -263,10 +271,7 @@ impl Exchange for Embedded {
         status: StatusFilter,
         limit: usize,
     ) -> Vec<OrderRecord> {
-        let shards: Vec<&ShardHandle> = match symbol {
-            Some(s) => self.shard_of(s).into_iter().collect(),
-            None => self.shards.iter().collect(),
-        };
+        let shards = self.shards_for(symbol);
         let mut out: Vec<OrderRecord> = shards
             .iter()
             .flat_map(|s| {
@@ -311,10 +316,7 @@ impl Exchange for Embedded {
         symbol: Option<SymbolId>,
         limit: usize,
     ) -> Vec<AccountFunds> {
-        let shards: Vec<&ShardHandle> = match symbol {
-            Some(s) => self.shard_of(s).into_iter().collect(),
-            None => self.shards.iter().collect(),
-        };
+        let shards = self.shards_for(symbol);
         shards
             .iter()
             .map(|s| s.state.read().funds().account(account, symbol, limit))

@@ -596,22 +596,7 @@ impl Connection {
 
     /// Sends one message, or gives up on a client that does not take it in time.
     async fn send(&mut self, text: Utf8Bytes) -> Result<(), Closing> {
-        match tokio::time::timeout(
-            self.app.ws.send_timeout,
-            self.socket.send(Message::Text(text)),
-        )
-        .await
-        {
-            Ok(Ok(())) => {
-                self.last_sent = Instant::now();
-                Ok(())
-            }
-            Ok(Err(_)) => Err(None),
-            Err(_) => Err(Some((
-                CLOSE_SEND_TIMEOUT,
-                "slow consumer: a message was not taken in time",
-            ))),
-        }
+        self.send_all(vec![text]).await
     }
 
     async fn send_json(&mut self, v: Value) -> Result<(), Closing> {
