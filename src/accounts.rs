@@ -158,6 +158,8 @@ pub enum OpenError {
     },
     #[error("master key: {0}")]
     MasterKey(String),
+    #[error("accounts log {path} cannot be read by this version: {reason}")]
+    Format { path: PathBuf, reason: String },
 }
 
 /// The embedded accounts store. See the module docs.
@@ -248,10 +250,17 @@ impl EmbeddedAccounts {
                 state.apply(&op)
             })
             .map_err(io)?;
-        if let Some(reason) = stopped {
-            tracing::warn!(path = %path.display(), %reason, "accounts log has a torn tail; truncating it");
-            file.set_len(end).map_err(io)?;
-            file.sync_all().map_err(io)?;
+        match stopped {
+            None => {}
+            Some(frame::Stop::Torn(reason)) => {
+                tracing::warn!(path = %path.display(), %reason, "accounts log has a torn tail; truncating it");
+                file.set_len(end).map_err(io)?;
+                file.sync_all().map_err(io)?;
+            }
+            // Written whole by another format: refuse rather than cut accepted transfers away.
+            Some(frame::Stop::Undecodable(reason)) => {
+                return Err(OpenError::Format { path, reason });
+            }
         }
         Ok(Self {
             master,

@@ -1,8 +1,10 @@
 //! Record framing for append-only files: `len: u32 LE | crc32(payload): u32 LE | payload`, the
 //! payload being postcard. Used by the shard journal and by the embedded accounts log.
 //!
-//! A reader stops at the first record that is torn (cut short) or corrupt (bad length, checksum
-//! or encoding) and reports why; everything before it is intact.
+//! A reader stops at the first record that is torn (cut short) or damaged (bad length or
+//! checksum) and reports why; everything before it is intact. A record whose checksum holds but
+//! that does not decode is neither: it was written whole, by another format, so a reader
+//! reports it as [`Stop::Undecodable`] and the caller must not truncate it away.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -21,10 +23,33 @@ pub fn encode<T: Serialize>(record: &T, buf: &mut Vec<u8>) {
 
 /// Checks a payload against its checksum and decodes it.
 pub fn decode<T: DeserializeOwned>(payload: &[u8], crc: u32) -> Result<T, String> {
+    check(payload, crc)?;
+    postcard::from_bytes(payload).map_err(|e| e.to_string())
+}
+
+fn check(payload: &[u8], crc: u32) -> Result<(), String> {
     if crc32fast::hash(payload) != crc {
         return Err("checksum mismatch".into());
     }
-    postcard::from_bytes(payload).map_err(|e| e.to_string())
+    Ok(())
+}
+
+/// Why reading stopped before the end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// A torn or damaged tail (short, impossible length, checksum mismatch): safe to cut off.
+    Torn(String),
+    /// A whole record (its checksum holds) that does not decode: another format, not damage.
+    Undecodable(String),
+}
+
+impl Stop {
+    /// The reason, for people.
+    pub fn reason(&self) -> &str {
+        match self {
+            Stop::Torn(r) | Stop::Undecodable(r) => r,
+        }
+    }
 }
 
 /// Reads records until the end or the first bad one, calling `each(position, record)` for every
@@ -35,7 +60,8 @@ pub fn read_frames<T: DeserializeOwned>(
     max_len: u32,
     first: u64,
     mut each: impl FnMut(u64, T),
-) -> std::io::Result<(u64, Option<String>)> {
+) -> std::io::Result<(u64, Option<Stop>)> {
+    let torn = |s: String| Some(Stop::Torn(s));
     let mut pos = 0u64;
     let mut header = [0u8; HEADER];
     let mut payload = Vec::new();
@@ -43,7 +69,7 @@ pub fn read_frames<T: DeserializeOwned>(
     loop {
         match read_full(&mut reader, &mut header)? {
             0 => return Ok((pos, None)),
-            got if got < HEADER => return Ok((pos, Some(format!("record {n} has a torn header")))),
+            got if got < HEADER => return Ok((pos, torn(format!("record {n} has a torn header")))),
             _ => {}
         }
         let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
@@ -51,16 +77,26 @@ pub fn read_frames<T: DeserializeOwned>(
         if len == 0 || len > max_len {
             return Ok((
                 pos,
-                Some(format!("record {n} has an impossible length {len}")),
+                torn(format!("record {n} has an impossible length {len}")),
             ));
         }
         payload.resize(len as usize, 0);
         if read_full(&mut reader, &mut payload)? < len as usize {
-            return Ok((pos, Some(format!("record {n} is cut short"))));
+            return Ok((pos, torn(format!("record {n} is cut short"))));
         }
-        match decode(&payload, crc) {
+        if let Err(e) = check(&payload, crc) {
+            return Ok((pos, torn(format!("record {n} is corrupt: {e}"))));
+        }
+        match postcard::from_bytes(&payload) {
             Ok(record) => each(pos, record),
-            Err(e) => return Ok((pos, Some(format!("record {n} is corrupt: {e}")))),
+            Err(e) => {
+                return Ok((
+                    pos,
+                    Some(Stop::Undecodable(format!(
+                        "record {n} passes its checksum but does not decode ({e}): written by another version of the format?"
+                    ))),
+                ));
+            }
         }
         pos += (HEADER + len as usize) as u64;
         n += 1;

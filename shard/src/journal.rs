@@ -121,14 +121,22 @@ fn decode(payload: &[u8], crc: u32, offset: u64) -> Result<LogRecord, LogError> 
 }
 
 /// Scans a journal, returning the positions of the intact records and where they end, and why
-/// reading stopped early if it did.
-fn scan(file: &File, first: u64) -> std::io::Result<(VecDeque<u64>, u64, Option<String>)> {
+/// reading stopped early if it did. A whole record that does not decode is refused (an error),
+/// never truncated: it is another format's, not a torn write.
+fn scan(file: &File, first: u64) -> Result<(VecDeque<u64>, u64, Option<String>), LogError> {
     let reader = BufReader::with_capacity(1 << 20, file);
     let mut positions = VecDeque::new();
     let (end, stopped) = frame::read_frames::<LogRecord>(reader, MAX_RECORD, first, |pos, _| {
         positions.push_back(pos)
     })?;
-    Ok((positions, end, stopped))
+    match stopped {
+        Some(frame::Stop::Undecodable(reason)) => Err(LogError::Corrupt {
+            offset: first + positions.len() as u64,
+            reason,
+        }),
+        Some(frame::Stop::Torn(reason)) => Ok((positions, end, Some(reason))),
+        None => Ok((positions, end, None)),
+    }
 }
 
 impl Journal {

@@ -109,6 +109,33 @@ async fn a_corrupt_last_record_is_detected_by_its_crc() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_record_of_another_format_is_refused_not_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal");
+    {
+        let (j, _) = Journal::open(&path, JournalConfig::default()).unwrap();
+        j.append(vec![place(1, 1)]).await.unwrap();
+    }
+    // A record written whole (its checksum holds) that this version cannot decode.
+    let segment = path.join("00000000000000000001.log");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let payload = [0xff_u8; 12];
+    bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    std::fs::write(&segment, &bytes).unwrap();
+    let err = Journal::open(&path, JournalConfig::default())
+        .err()
+        .expect("the journal refuses to open");
+    assert!(err.to_string().contains("does not decode"), "{err}");
+    assert_eq!(
+        std::fs::read(&segment).unwrap(),
+        bytes,
+        "nothing was cut away"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_are_group_committed_with_unique_offsets() {
     let dir = tempfile::tempdir().unwrap();
     let (j, _) = Journal::open(&dir.path().join("journal"), JournalConfig::default()).unwrap();
