@@ -16,7 +16,8 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
         .expect("the exchange starts");
     let admin =
         exchange::admin::read_credentials(&dir.path().join(exchange::admin::KEY_FILE)).unwrap();
-    let summary = run(Options {
+    // What every run below shares; each changes what it is about.
+    let base = Options {
         urls: vec![format!("http://{}", exchange.addr)],
         clients: 8,
         duration: Duration::from_secs(2),
@@ -27,14 +28,18 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
             ("SOL-USD".into(), 150),
         ],
         accounts: 20,
-        admin: admin.clone(),
+        admin,
         verify: true,
         rate: None,
         progress: false,
         http2: false,
         websocket: false,
-        md_subscribers: 2,
+        md_subscribers: 0,
         workload: Workload::Limit,
+    };
+    let summary = run(Options {
+        md_subscribers: 2,
+        ..base.clone()
     })
     .await
     .expect("the run completes");
@@ -91,20 +96,12 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
     // Open loop at a modest rate, over HTTP/2: about rate × duration orders, latency from when
     // each was due.
     let open = run(Options {
-        urls: vec![format!("http://{}", exchange.addr)],
         clients: 4,
-        duration: Duration::from_secs(2),
-        warmup: Duration::from_millis(200),
         symbols: vec![("BTC-USD".into(), 65_000)],
         accounts: 5,
-        admin,
-        verify: true,
         rate: Some(200.0),
-        progress: false,
         http2: true,
-        websocket: false,
-        md_subscribers: 0,
-        workload: Workload::Limit,
+        ..base.clone()
     })
     .await
     .expect("the open-loop run completes");
@@ -121,21 +118,11 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
 
     // Orders over WebSocket, closed loop: answered, verified, conserved.
     let ws = run(Options {
-        urls: vec![format!("http://{}", exchange.addr)],
         clients: 4,
-        duration: Duration::from_secs(2),
-        warmup: Duration::from_millis(200),
         symbols: vec![("ETH-USD".into(), 3_000)],
         accounts: 4,
-        admin: exchange::admin::read_credentials(&dir.path().join(exchange::admin::KEY_FILE))
-            .unwrap(),
-        verify: true,
-        rate: None,
-        progress: false,
-        http2: false,
         websocket: true,
-        md_subscribers: 0,
-        workload: Workload::Limit,
+        ..base.clone()
     })
     .await
     .expect("the WebSocket run completes");
@@ -153,21 +140,10 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
     // Market making with exchange-core's mix: amendments, quotes, IOC takers and cancels, all
     // taken (2xx or, for a quote filled meanwhile, 404), verified and conserved.
     let mm = run(Options {
-        urls: vec![format!("http://{}", exchange.addr)],
-        clients: 8,
-        duration: Duration::from_secs(2),
-        warmup: Duration::from_millis(200),
         symbols: vec![("BTC-USD".into(), 65_000), ("SOL-USD".into(), 150)],
         accounts: 8,
-        admin: exchange::admin::read_credentials(&dir.path().join(exchange::admin::KEY_FILE))
-            .unwrap(),
-        verify: true,
-        rate: None,
-        progress: false,
-        http2: false,
-        websocket: false,
-        md_subscribers: 0,
         workload: Workload::EXCHANGE_CORE,
+        ..base
     })
     .await
     .expect("the market-making run completes");
