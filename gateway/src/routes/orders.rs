@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use exchange_core::{
     AccountId, CancelAll, CancelOrder, ClientOrderId, Command, ErrorCode, EventKind, Hold,
-    OrderRecord, OrderRef, StatusFilter, StatusKind,
+    OrderRecord, OrderRef, StatusFilter, StatusKind, SymbolId,
 };
 
 /// The execution report of the order a command acted on, with its fills from this command.
@@ -268,14 +268,7 @@ pub(crate) async fn cancel_by_client_id(
 ) -> Result<OrderResponse, ApiError> {
     caller.require(Permission::Trade)?;
     let (client_id, order) = by_client_id(app, client_id, caller.account).await?;
-    let target = OrderRef::Client(client_id);
-    let cmd = Command::Cancel(CancelOrder {
-        symbol: order.symbol,
-        account: order.account,
-        target,
-    });
-    let submitted = funded_submit(app, caller.account, cmd, Hold::default()).await?;
-    report(app, &submitted)
+    cancel(app, caller, order.symbol, OrderRef::Client(client_id)).await
 }
 
 /// An account's orders, newest first.
@@ -367,10 +360,20 @@ pub(crate) async fn cancel_by_id(
 ) -> Result<OrderResponse, ApiError> {
     caller.require(Permission::Trade)?;
     let id = validate::order_id(app.exchange.symbols(), id)?;
+    cancel(app, caller, id.symbol(), OrderRef::Id(id)).await
+}
+
+/// Cancels the caller's order `target` on `symbol`; its final state.
+async fn cancel(
+    app: &AppState,
+    caller: &Caller,
+    symbol: SymbolId,
+    target: OrderRef,
+) -> Result<OrderResponse, ApiError> {
     let cmd = Command::Cancel(CancelOrder {
-        symbol: id.symbol(),
+        symbol,
         account: caller.account,
-        target: OrderRef::Id(id),
+        target,
     });
     let submitted = funded_submit(app, caller.account, cmd, Hold::default()).await?;
     report(app, &submitted)
