@@ -10,7 +10,7 @@
 
 use exchange::admin::{Client as Signer, Credentials, KEY_FILE, read_credentials};
 use exchange_core::{AccountId, OrderId, ShardId, SymbolTable, Timestamp, shard_for};
-use exchange_shard::{CommandLog, Journal, JournalConfig, ShardState};
+use exchange_shard::{Journal, JournalConfig, ShardState};
 use reqwest::{Client, Method};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};

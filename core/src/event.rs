@@ -112,6 +112,19 @@ pub enum CancelReason {
     PostOnly,
 }
 
+impl CancelReason {
+    /// The wire name (`USER`, `IOC_REMAINDER`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CancelReason::User => "USER",
+            CancelReason::IocRemainder => "IOC_REMAINDER",
+            CancelReason::FokUnfillable => "FOK_UNFILLABLE",
+            CancelReason::SelfTrade => "SELF_TRADE",
+            CancelReason::PostOnly => "POST_ONLY",
+        }
+    }
+}
+
 /// A price level's new total quantity (0: the level is gone).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LevelUpdate {

@@ -15,6 +15,7 @@
 //! - [`engine`]: the books a shard owns, the one dispatcher, snapshot and restore.
 //! - [`codes`]: the exchange-wide numbering of errors and reject reasons.
 //! - [`routing`]: which shard owns a symbol (jump consistent hash).
+//! - [`stream`]: the event stream the functions consume: trades, order states, ledger entries.
 //! - [`views`]: read models of orders and markets, shared by the shard and the gateway.
 
 pub mod book;
@@ -25,6 +26,7 @@ pub mod event;
 pub mod funds;
 pub mod num;
 pub mod routing;
+pub mod stream;
 pub mod symbol;
 pub mod types;
 pub mod views;

@@ -5,8 +5,8 @@
 //! what a JavaScript number holds exactly. Times are milliseconds since the Unix epoch.
 
 use exchange_core::{
-    CancelReason, DepthView, MarketSize, Notional, OrderRecord, OrderStatus, OrderType, Price, Qty,
-    Side, StpMode, SymbolSpec, TickerView, TimeInForce, Timestamp, Trade, TradeRecord,
+    DepthView, MarketSize, Notional, OrderRecord, OrderType, Price, Qty, Side, StpMode, SymbolSpec,
+    TickerView, TimeInForce, Timestamp, Trade, TradeRecord,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -252,15 +252,6 @@ pub fn name<T: Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
-fn status_names(s: OrderStatus) -> (String, Option<String>) {
-    match s {
-        OrderStatus::New => ("NEW".into(), None),
-        OrderStatus::PartiallyFilled => ("PARTIALLY_FILLED".into(), None),
-        OrderStatus::Filled => ("FILLED".into(), None),
-        OrderStatus::Cancelled(r) => ("CANCELLED".into(), Some(name::<CancelReason>(&r))),
-    }
-}
-
 /// The average of `quote / qty` in price units, to the tick's scale plus six digits.
 fn average(spec: &SymbolSpec, quote: Notional, qty: Qty) -> Option<String> {
     if qty.0 == 0 {
@@ -285,7 +276,7 @@ pub fn order_response(
     o: &OrderRecord,
     fills: Vec<FillResponse>,
 ) -> OrderResponse {
-    let (status, cancel_reason) = status_names(o.status);
+    let (status, cancel_reason) = exchange_core::stream::status_names(o.status);
     let (order_type, time_in_force, post_only, quote_quantity) = match o.order_type {
         OrderType::Limit { tif, post_only, .. } => {
             ("LIMIT", Some(name::<TimeInForce>(&tif)), post_only, None)
@@ -316,7 +307,7 @@ pub fn order_response(
         price: is_limit.then(|| spec.price_to_decimal(o.price).to_string()),
         quantity: (o.qty.0 > 0).then(|| spec.qty_to_decimal(o.qty).to_string()),
         quote_quantity,
-        status,
+        status: status.into(),
         cancel_reason,
         filled_quantity: spec.qty_to_decimal(o.filled).to_string(),
         remaining_quantity: spec.qty_to_decimal(o.remaining).to_string(),
@@ -500,8 +491,9 @@ pub struct LedgerQuery {
 /// One balance movement (`GET /account/ledger`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LedgerEntryResponse {
-    /// Unique per movement: `deposit:{id}`, `withdrawal:{id}`, `trade:{trade_id}:{asset}`,
-    /// `fee:{trade_id}`.
+    /// Unique per account: `deposit:{id}`, `withdrawal:{id}`,
+    /// `trade:{trade_id}:{maker|taker}:{asset}`,
+    /// `fee:{trade_id}:{maker|taker}`.
     pub id: String,
     /// `DEPOSIT`, `WITHDRAWAL`, `TRADE` or `FEE`.
     #[serde(rename = "type")]

@@ -19,6 +19,8 @@
 use crate::log::{CommandLog, Entry, LogError, LogRecord};
 use async_trait::async_trait;
 use parking_lot::Mutex;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Write};
@@ -29,9 +31,23 @@ use std::sync::mpsc;
 use std::time::Instant;
 use tokio::sync::{Notify, oneshot};
 
-/// Largest record accepted when reading a journal (a command is a few dozen bytes).
-const MAX_RECORD: u32 = 64 * 1024;
 use crate::frame::{self, HEADER, encode};
+
+/// What a journal holds: a record type with its size limit and how an append stamps it.
+pub trait Record: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    /// Largest record accepted when reading a journal.
+    const MAX_BYTES: u32;
+    /// Stamps the record with its offset as it is appended.
+    fn stamp(&mut self, _offset: u64) {}
+}
+
+impl Record for LogRecord {
+    /// A command is a few dozen bytes.
+    const MAX_BYTES: u32 = 64 * 1024;
+    fn stamp(&mut self, offset: u64) {
+        self.assign(offset);
+    }
+}
 
 /// How the journal writes.
 #[derive(Clone, Copy, Debug)]
@@ -67,9 +83,14 @@ pub struct OpenReport {
     pub reason: Option<String>,
 }
 
-struct WriteReq {
-    records: Vec<LogRecord>,
-    reply: oneshot::Sender<Result<Vec<Entry>, LogError>>,
+/// Answers once a submitted append is durable.
+pub type Appended<R> = oneshot::Receiver<Result<Vec<(u64, R)>, LogError>>;
+
+type Reply<R> = oneshot::Sender<Result<Vec<(u64, R)>, LogError>>;
+
+struct WriteReq<R> {
+    records: Vec<R>,
+    reply: Reply<R>,
 }
 
 /// One segment file.
@@ -83,7 +104,7 @@ struct Segment {
     len: u64,
 }
 
-struct State {
+struct State<R> {
     last: u64,
     /// Oldest first; the last one is being written.
     segments: VecDeque<Segment>,
@@ -91,42 +112,45 @@ struct State {
     positions: VecDeque<u64>,
     positions_base: u64,
     /// Records appended since the journal was opened and not yet acknowledged.
-    tail: VecDeque<Entry>,
+    tail: VecDeque<(u64, R)>,
     closed: bool,
     failed: Option<String>,
 }
 
-impl State {
+impl<R> State<R> {
     /// Offset of the first record held in memory.
     fn tail_base(&self) -> u64 {
         self.tail.front().map_or(self.last + 1, |e| e.0)
     }
 }
 
-struct Shared {
+struct Shared<R> {
     dir: PathBuf,
-    state: Mutex<State>,
+    state: Mutex<State<R>>,
     notify: Notify,
 }
 
 /// A shard's journal file. See the module docs.
-pub struct Journal {
-    shared: Arc<Shared>,
-    sender: Mutex<Option<mpsc::Sender<WriteReq>>>,
+pub struct Journal<R: Record = LogRecord> {
+    shared: Arc<Shared<R>>,
+    sender: Mutex<Option<mpsc::Sender<WriteReq<R>>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-fn decode(payload: &[u8], crc: u32, offset: u64) -> Result<LogRecord, LogError> {
+fn decode<R: Record>(payload: &[u8], crc: u32, offset: u64) -> Result<R, LogError> {
     frame::decode(payload, crc).map_err(|reason| LogError::Corrupt { offset, reason })
 }
 
 /// Scans a journal, returning the positions of the intact records and where they end, and why
 /// reading stopped early if it did. A whole record that does not decode is refused (an error),
 /// never truncated: it is another format's, not a torn write.
-fn scan(file: &File, first: u64) -> Result<(VecDeque<u64>, u64, Option<String>), LogError> {
+fn scan<R: Record>(
+    file: &File,
+    first: u64,
+) -> Result<(VecDeque<u64>, u64, Option<String>), LogError> {
     let reader = BufReader::with_capacity(1 << 20, file);
     let mut positions = VecDeque::new();
-    let (end, stopped) = frame::read_frames::<LogRecord>(reader, MAX_RECORD, first, |pos, _| {
+    let (end, stopped) = frame::read_frames::<R>(reader, R::MAX_BYTES, first, |pos, _| {
         positions.push_back(pos)
     })?;
     match stopped {
@@ -139,7 +163,7 @@ fn scan(file: &File, first: u64) -> Result<(VecDeque<u64>, u64, Option<String>),
     }
 }
 
-impl Journal {
+impl<R: Record> Journal<R> {
     /// Opens (or creates) the journal in `dir`, truncating a torn or corrupt tail.
     pub fn open(dir: &Path, config: JournalConfig) -> Result<(Self, OpenReport), LogError> {
         std::fs::create_dir_all(dir)?;
@@ -181,7 +205,7 @@ impl Journal {
                 .truncate(false)
                 .open(&path)?;
             let len = file.metadata()?.len();
-            let (found_positions, end, why) = scan(&file, first)?;
+            let (found_positions, end, why) = scan::<R>(&file, first)?;
             if end < len {
                 if i + 1 < count {
                     return Err(LogError::Corrupt {
@@ -261,7 +285,7 @@ impl Journal {
 
     /// Reads records from the segment files (those no longer held in memory), never across a
     /// segment boundary (the caller asks again for the rest).
-    fn read_file(&self, after: u64, max: usize, tail_base: u64) -> Result<Vec<Entry>, LogError> {
+    fn read_file(&self, after: u64, max: usize, tail_base: u64) -> Result<Vec<(u64, R)>, LogError> {
         let first = after + 1;
         let (file, positions) = {
             let st = self.shared.state.lock();
@@ -333,10 +357,10 @@ fn new_segment(dir: &Path, first: u64) -> std::io::Result<(File, Segment)> {
     ))
 }
 
-fn write_loop(
-    shared: Arc<Shared>,
+fn write_loop<R: Record>(
+    shared: Arc<Shared<R>>,
     mut file: File,
-    receiver: mpsc::Receiver<WriteReq>,
+    receiver: mpsc::Receiver<WriteReq<R>>,
     config: JournalConfig,
 ) {
     let mut buf = Vec::with_capacity(1 << 20);
@@ -374,7 +398,7 @@ fn write_loop(
             for rec in req.records.drain(..) {
                 let mut rec = rec;
                 offset += 1;
-                rec.assign(offset);
+                rec.stamp(offset);
                 positions.push(end + buf.len() as u64);
                 encode(&rec, &mut buf);
                 entries.push((offset, rec));
@@ -432,7 +456,7 @@ fn write_loop(
             st.segments.back_mut().expect("at least one segment").len = end + buf.len() as u64;
             st.positions.extend(positions);
             for entries in &batches {
-                st.tail.extend(entries.iter().copied());
+                st.tail.extend(entries.iter().cloned());
             }
         }
         shared.notify.notify_waiters();
@@ -442,24 +466,29 @@ fn write_loop(
     }
 }
 
-#[async_trait]
-impl CommandLog for Journal {
-    async fn append(&self, records: Vec<LogRecord>) -> Result<Vec<Entry>, LogError> {
+impl<R: Record> Journal<R> {
+    /// Appends durably, assigning consecutive offsets; returns the records as stored.
+    pub async fn append(&self, records: Vec<R>) -> Result<Vec<(u64, R)>, LogError> {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        let (reply, response) = oneshot::channel();
-        {
-            let sender = self.sender.lock();
-            let sender = sender.as_ref().ok_or(LogError::Closed)?;
-            sender
-                .send(WriteReq { records, reply })
-                .map_err(|_| LogError::Closed)?;
-        }
-        response.await.map_err(|_| LogError::Closed)?
+        self.submit(records)?.await.map_err(|_| LogError::Closed)?
     }
 
-    async fn read(&self, after: u64, max: usize) -> Result<Vec<Entry>, LogError> {
+    /// Queues an append without waiting for it: appends are written in the order they are
+    /// submitted; the receiver answers once this one is durable.
+    pub fn submit(&self, records: Vec<R>) -> Result<Appended<R>, LogError> {
+        let (reply, response) = oneshot::channel();
+        let sender = self.sender.lock();
+        let sender = sender.as_ref().ok_or(LogError::Closed)?;
+        sender
+            .send(WriteReq { records, reply })
+            .map_err(|_| LogError::Closed)?;
+        Ok(response)
+    }
+
+    /// Up to `max` records with offsets above `after`, in order; waits for one until closed.
+    pub async fn read(&self, after: u64, max: usize) -> Result<Vec<(u64, R)>, LogError> {
         let max = max.max(1);
         loop {
             let notified = self.shared.notify.notified();
@@ -469,7 +498,7 @@ impl CommandLog for Journal {
                     let tail_base = st.tail_base();
                     if after + 1 >= tail_base {
                         let start = (after + 1 - tail_base) as usize;
-                        return Ok(st.tail.range(start..).take(max).copied().collect());
+                        return Ok(st.tail.range(start..).take(max).cloned().collect());
                     }
                     Some(tail_base)
                 } else if st.closed {
@@ -485,7 +514,8 @@ impl CommandLog for Journal {
         }
     }
 
-    async fn ack(&self, offset: u64) -> Result<(), LogError> {
+    /// Lets go of everything up to `offset`: whole segments it covers are deleted.
+    pub fn ack(&self, offset: u64) {
         let mut st = self.shared.state.lock();
         let offset = offset.min(st.last);
         while st.tail.front().is_some_and(|e| e.0 <= offset) {
@@ -506,14 +536,15 @@ impl CommandLog for Journal {
                 tracing::warn!(path = %path.display(), error = %e, "could not delete an acknowledged journal segment");
             }
         }
-        Ok(())
     }
 
-    fn last_offset(&self) -> u64 {
+    /// The offset of the last record appended (0 when empty).
+    pub fn last_offset(&self) -> u64 {
         self.shared.state.lock().last
     }
 
-    fn close(&self) {
+    /// Stops taking appends (after writing what was queued) and wakes readers.
+    pub fn close(&self) {
         self.sender.lock().take();
         if let Some(writer) = self.writer.lock().take() {
             // The writer commits what was queued, then stops (its senders are gone).
@@ -524,7 +555,31 @@ impl CommandLog for Journal {
     }
 }
 
-impl Drop for Journal {
+#[async_trait]
+impl CommandLog for Journal<LogRecord> {
+    async fn append(&self, records: Vec<LogRecord>) -> Result<Vec<Entry>, LogError> {
+        Journal::append(self, records).await
+    }
+
+    async fn read(&self, after: u64, max: usize) -> Result<Vec<Entry>, LogError> {
+        Journal::read(self, after, max).await
+    }
+
+    async fn ack(&self, offset: u64) -> Result<(), LogError> {
+        Journal::ack(self, offset);
+        Ok(())
+    }
+
+    fn last_offset(&self) -> u64 {
+        Journal::last_offset(self)
+    }
+
+    fn close(&self) {
+        Journal::close(self)
+    }
+}
+
+impl<R: Record> Drop for Journal<R> {
     fn drop(&mut self) {
         self.close();
     }

@@ -32,7 +32,7 @@ pub mod snapshot;
 pub mod state;
 
 pub use funds::{FundsState, Move};
-pub use journal::{Journal, JournalConfig, OpenReport};
+pub use journal::{Appended, Journal, JournalConfig, OpenReport, Record};
 pub use log::{CommandLog, Entry, LogError, LogRecord};
 pub use orders::OrderStore;
 pub use runtime::{Recovery, Shard, ShardConfig, ShardError};

@@ -2,7 +2,7 @@
 //! group commit under concurrent appends, and readers that wait.
 
 use exchange_core::*;
-use exchange_shard::{CommandLog, Journal, JournalConfig, LogRecord};
+use exchange_shard::{Journal, JournalConfig, LogRecord};
 use std::io::Write;
 use std::sync::Arc;
 
@@ -39,7 +39,7 @@ async fn appends_assign_offsets_and_order_ids_and_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal");
     {
-        let (j, report) = Journal::open(&path, JournalConfig::default()).unwrap();
+        let (j, report) = Journal::<LogRecord>::open(&path, JournalConfig::default()).unwrap();
         assert_eq!(report.records, 0);
         let a = j.append(vec![place(2, 1), place(3, 1)]).await.unwrap();
         assert_eq!(a.iter().map(|e| e.0).collect::<Vec<_>>(), vec![1, 2]);
@@ -49,7 +49,7 @@ async fn appends_assign_offsets_and_order_ids_and_survive_reopen() {
         assert_eq!(b[0].0, 3);
         assert_eq!(j.read(1, 10).await.unwrap(), [a[1], b[0]]);
     }
-    let (j, report) = Journal::open(&path, JournalConfig::default()).unwrap();
+    let (j, report) = Journal::<LogRecord>::open(&path, JournalConfig::default()).unwrap();
     assert_eq!((report.records, report.truncated_bytes), (3, 0));
     assert_eq!(j.last_offset(), 3);
     let all = j.read(0, 10).await.unwrap();
@@ -65,7 +65,7 @@ async fn a_torn_tail_is_truncated_and_nothing_before_it_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal");
     {
-        let (j, _) = Journal::open(&path, JournalConfig::default()).unwrap();
+        let (j, _) = Journal::<LogRecord>::open(&path, JournalConfig::default()).unwrap();
         j.append(vec![place(1, 1), place(1, 2), place(1, 3)])
             .await
             .unwrap();
@@ -80,7 +80,7 @@ async fn a_torn_tail_is_truncated_and_nothing_before_it_is_lost() {
     f.write_all(&40u32.to_le_bytes()).unwrap();
     f.write_all(&[1, 2, 3, 4, 5, 6]).unwrap();
     drop(f);
-    let (j, report) = Journal::open(&path, JournalConfig::default()).unwrap();
+    let (j, report) = Journal::<LogRecord>::open(&path, JournalConfig::default()).unwrap();
     assert_eq!(report.records, 3);
     assert_eq!(report.truncated_bytes, 10);
     assert!(report.reason.unwrap().contains("cut short"));
@@ -94,7 +94,7 @@ async fn a_corrupt_last_record_is_detected_by_its_crc() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal");
     {
-        let (j, _) = Journal::open(&path, JournalConfig::default()).unwrap();
+        let (j, _) = Journal::<LogRecord>::open(&path, JournalConfig::default()).unwrap();
         j.append(vec![place(1, 1), place(1, 2)]).await.unwrap();
     }
     let segment = path.join("00000000000000000001.log");
@@ -102,7 +102,7 @@ async fn a_corrupt_last_record_is_detected_by_its_crc() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0x55;
     std::fs::write(&segment, &bytes).unwrap();
-    let (j, report) = Journal::open(&path, JournalConfig::default()).unwrap();
+    let (j, report) = Journal::<LogRecord>::open(&path, JournalConfig::default()).unwrap();
     assert_eq!(report.records, 1);
     assert!(report.reason.unwrap().contains("checksum"));
     assert_eq!(j.read(0, 10).await.unwrap().len(), 1);
@@ -113,7 +113,7 @@ async fn a_whole_record_of_another_format_is_refused_not_truncated() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal");
     {
-        let (j, _) = Journal::open(&path, JournalConfig::default()).unwrap();
+        let (j, _) = Journal::<LogRecord>::open(&path, JournalConfig::default()).unwrap();
         j.append(vec![place(1, 1)]).await.unwrap();
     }
     // A record written whole (its checksum holds) that this version cannot decode.
@@ -124,7 +124,7 @@ async fn a_whole_record_of_another_format_is_refused_not_truncated() {
     bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     bytes.extend_from_slice(&payload);
     std::fs::write(&segment, &bytes).unwrap();
-    let err = Journal::open(&path, JournalConfig::default())
+    let err = Journal::<LogRecord>::open(&path, JournalConfig::default())
         .err()
         .expect("the journal refuses to open");
     assert!(err.to_string().contains("does not decode"), "{err}");
@@ -202,7 +202,7 @@ async fn acknowledged_records_are_let_go() {
     j.append(vec![place(1, 1), place(1, 2), place(1, 3)])
         .await
         .unwrap();
-    j.ack(2).await.unwrap();
+    j.ack(2);
     assert_eq!(j.read(2, 10).await.unwrap().len(), 1);
     assert!(j.read(0, 10).await.is_err(), "offset 1 was acknowledged");
 }
@@ -220,7 +220,7 @@ async fn segments_rotate_reopen_and_go_once_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal");
     {
-        let (j, _) = Journal::open(&path, small_segments()).unwrap();
+        let (j, _) = Journal::<LogRecord>::open(&path, small_segments()).unwrap();
         for i in 0..20 {
             j.append(vec![place(1, i)]).await.unwrap();
         }
@@ -231,7 +231,7 @@ async fn segments_rotate_reopen_and_go_once_acknowledged() {
             (1..=20).collect::<Vec<_>>()
         );
     }
-    let (j, report) = Journal::open(&path, small_segments()).unwrap();
+    let (j, report) = Journal::<LogRecord>::open(&path, small_segments()).unwrap();
     assert_eq!(report.records, 20);
     assert!(report.segments > 3);
     // Reading from the files crosses segment boundaries batch by batch.
@@ -242,7 +242,7 @@ async fn segments_rotate_reopen_and_go_once_acknowledged() {
         after = batch.last().unwrap().0;
     }
     let before = j.segment_count();
-    j.ack(15).await.unwrap();
+    j.ack(15);
     assert!(j.segment_count() < before, "covered segments are deleted");
     assert_eq!(
         j.read(15, 100).await.unwrap().len(),
@@ -250,7 +250,7 @@ async fn segments_rotate_reopen_and_go_once_acknowledged() {
         "what is not covered stays"
     );
     drop(j);
-    let (j, report) = Journal::open(&path, small_segments()).unwrap();
+    let (j, report) = Journal::<LogRecord>::open(&path, small_segments()).unwrap();
     assert_eq!(j.last_offset(), 20);
     assert_eq!(
         report.records as usize,
@@ -264,7 +264,7 @@ async fn damage_before_the_last_segment_refuses_to_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal");
     {
-        let (j, _) = Journal::open(&path, small_segments()).unwrap();
+        let (j, _) = Journal::<LogRecord>::open(&path, small_segments()).unwrap();
         for i in 0..10 {
             j.append(vec![place(1, i)]).await.unwrap();
         }
@@ -274,7 +274,7 @@ async fn damage_before_the_last_segment_refuses_to_open() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0x55;
     std::fs::write(&first, &bytes).unwrap();
-    match Journal::open(&path, small_segments()) {
+    match Journal::<LogRecord>::open(&path, small_segments()) {
         Err(exchange_shard::LogError::Corrupt { reason, .. }) => {
             assert!(reason.contains("not the last segment"), "{reason}")
         }

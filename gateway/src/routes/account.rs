@@ -10,6 +10,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::{AppState, validate};
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
+use exchange_core::stream::fill_legs;
 use exchange_core::{AccountId, AssetId, Fill, Side, Timestamp};
 use std::collections::HashMap;
 
@@ -186,10 +187,6 @@ pub async fn ledger(
         complete_after = complete_after.max(shard.complete_after);
         for f in &shard.fills {
             let spec = app.spec(f.symbol);
-            let (paid, received) = match f.side {
-                Side::Buy => (spec.funding.quote, spec.funding.base),
-                Side::Sell => (spec.funding.base, spec.funding.quote),
-            };
             let name = |a: AssetId| {
                 symbols
                     .assets()
@@ -198,35 +195,17 @@ pub async fn ledger(
                     .name
                     .clone()
             };
-            let mut leg = |n: u8, id: String, kind, asset, amount: i128| {
+            for (n, leg) in fill_legs(f, &spec.funding, name).into_iter().enumerate() {
                 moves.push(Movement {
                     ts: f.ts,
-                    tie: (1, f.trade_id.0, n),
-                    id,
-                    kind,
-                    asset,
-                    amount,
+                    tie: (1, f.trade_id.0, n as u8),
+                    id: leg.entry_id,
+                    kind: leg.kind.as_str(),
+                    asset: leg.asset,
+                    amount: leg.amount,
                     reference: f.trade_id.0.to_string(),
                     symbol: Some(spec.name.clone()),
-                })
-            };
-            let trade = f.trade_id.0;
-            leg(
-                0,
-                format!("trade:{trade}:{}", name(paid)),
-                "TRADE",
-                paid,
-                -(f.paid as i128),
-            );
-            leg(
-                1,
-                format!("trade:{trade}:{}", name(received)),
-                "TRADE",
-                received,
-                f.received as i128,
-            );
-            if f.fee > 0 {
-                leg(2, format!("fee:{trade}"), "FEE", received, -(f.fee as i128));
+                });
             }
         }
     }
