@@ -95,6 +95,7 @@ impl FundsState {
         symbol: SymbolId,
         t: &Trade,
         live: &mut Vec<Move>,
+        fills: &mut Vec<(AccountId, Fill)>,
     ) {
         let buyer_is_maker = t.taker_side == Side::Sell;
         let (buyer, seller) = f.fill_legs(t.price, t.qty, buyer_is_maker);
@@ -164,22 +165,21 @@ impl FundsState {
                     Some(live),
                 );
             }
-            self.record(
-                account,
-                Fill {
-                    ts,
-                    symbol,
-                    trade_id: t.trade_id,
-                    order_id: order,
-                    side,
-                    price: t.price,
-                    qty: t.qty,
-                    paid: leg.paid.amount,
-                    received: leg.received.amount,
-                    fee: leg.fee,
-                    maker,
-                },
-            );
+            let fill = Fill {
+                ts,
+                symbol,
+                trade_id: t.trade_id,
+                order_id: order,
+                side,
+                price: t.price,
+                qty: t.qty,
+                paid: leg.paid.amount,
+                received: leg.received.amount,
+                fee: leg.fee,
+                maker,
+            };
+            self.record(account, fill);
+            fills.push((account, fill));
         }
     }
 

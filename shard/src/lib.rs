@@ -18,6 +18,7 @@
 //! - [`orders`], [`market`]: the order store and per-symbol market data, built from events.
 //! - [`snapshot`]: snapshot files.
 //! - [`sink`]: the `EventSink` trait.
+//! - [`stream`]: the shard's event stream (trades, order states, ledger) for the functions.
 //! - [`runtime`]: the async loop: recover, apply, publish, snapshot.
 
 pub mod frame;
@@ -30,6 +31,7 @@ pub mod runtime;
 pub mod sink;
 pub mod snapshot;
 pub mod state;
+pub mod stream;
 
 pub use funds::{FundsState, Move};
 pub use journal::{Appended, Journal, JournalConfig, OpenReport, Record};
@@ -39,3 +41,4 @@ pub use runtime::{Recovery, Shard, ShardConfig, ShardError};
 pub use sink::EventSink;
 pub use snapshot::SnapshotStore;
 pub use state::{CommandResult, FILLS_PER_ACCOUNT, Outcome, ShardState, StateCopy, StateError};
+pub use stream::EventJournal;

@@ -6,7 +6,9 @@
 use crate::log::{CommandLog, LogError};
 use crate::sink::EventSink;
 use crate::snapshot::SnapshotStore;
-use crate::state::{ShardState, StateError};
+use crate::state::{Outcome, ShardState, StateError};
+use crate::stream::{self, EventJournal};
+use exchange_core::stream::StreamRecord;
 use exchange_core::{ShardId, SymbolTable};
 use parking_lot::RwLock;
 use std::path::PathBuf;
@@ -57,17 +59,55 @@ pub struct Shard {
     last_snapshot: u64,
     /// A snapshot being written in the background: its offset and the write.
     saving: Option<(u64, JoinHandle<std::io::Result<PathBuf>>)>,
+    /// The event stream, when the shard writes one (settlement and rollup read it).
+    events: Option<Events>,
+}
+
+/// A shard's event stream and what it needs to write it.
+struct Events {
+    journal: Arc<EventJournal>,
+    symbols: SymbolTable,
+    /// The last append submitted: durable once it answers.
+    pending: Option<crate::journal::Appended<StreamRecord>>,
+}
+
+impl Events {
+    /// Queues the records of `outcomes` (in order, without waiting for them to be durable).
+    fn submit(
+        &mut self,
+        shard: exchange_core::ShardId,
+        outcomes: &[Outcome],
+    ) -> Result<(), ShardError> {
+        let records: Vec<_> = outcomes
+            .iter()
+            .filter_map(|o| stream::record(shard, &self.symbols, o))
+            .collect();
+        if !records.is_empty() {
+            self.pending = Some(self.journal.submit(records)?);
+        }
+        Ok(())
+    }
+
+    /// Waits until every record submitted is durable.
+    async fn settle(&mut self) -> Result<(), ShardError> {
+        if let Some(pending) = self.pending.take() {
+            pending.await.map_err(|_| LogError::Closed)??;
+        }
+        Ok(())
+    }
 }
 
 impl Shard {
     /// Loads the newest snapshot that restores and replays the log after it. Outcomes of the
-    /// replay are not published: they were answered before the restart.
+    /// replay are not published: they were answered before the restart. Their stream records
+    /// are written again where the event journal lost them (it is not synced per batch).
     pub async fn recover(
         config: ShardConfig,
         symbols: &SymbolTable,
         log: Arc<dyn CommandLog>,
         sink: Arc<dyn EventSink>,
         snapshots: SnapshotStore,
+        events: Option<Arc<EventJournal>>,
     ) -> Result<(Self, Recovery), ShardError> {
         let mut state = None;
         for (offset, bytes) in snapshots.load()? {
@@ -91,6 +131,20 @@ impl Shard {
             ShardState::new(config.shard, config.shards, symbols, config.retain_finished)
         });
         let snapshot_offset = state.applied();
+        let mut events = match events {
+            Some(journal) => {
+                let through = stream::last_seq(&journal).await?;
+                Some((
+                    through,
+                    Events {
+                        journal,
+                        symbols: symbols.clone(),
+                        pending: None,
+                    },
+                ))
+            }
+            None => None,
+        };
         let target = log.last_offset();
         let mut replayed = 0;
         while state.applied() < target {
@@ -98,11 +152,21 @@ impl Shard {
             if batch.is_empty() {
                 break;
             }
+            let mut outcomes = Vec::new();
             for (offset, rec) in &batch {
-                if state.apply(*offset, rec).is_some() {
+                if let Some(o) = state.apply(*offset, rec) {
                     replayed += 1;
+                    outcomes.push(o);
                 }
             }
+            if let Some((through, events)) = &mut events {
+                outcomes.retain(|o| o.offset > *through);
+                events.submit(config.shard, &outcomes)?;
+            }
+        }
+        let mut events = events.map(|(_, e)| e);
+        if let Some(events) = &mut events {
+            events.settle().await?;
         }
         tracing::info!(shard = %config.shard, snapshot_offset, replayed, "shard recovered");
         let shard = Self {
@@ -113,6 +177,7 @@ impl Shard {
             snapshots,
             last_snapshot: snapshot_offset,
             saving: None,
+            events,
         };
         Ok((
             shard,
@@ -150,6 +215,9 @@ impl Shard {
                 .record(started.elapsed().as_secs_f64());
             metrics::histogram!("exchange_match_seconds_per_command", "shard" => label.clone())
                 .record(started.elapsed().as_secs_f64() / batch.len() as f64);
+            if let Some(events) = &mut self.events {
+                events.submit(shard, &outcomes)?;
+            }
             self.sink.publish(shard, outcomes);
             let applied = batch.last().map_or(applied, |e| e.0);
             metrics::gauge!("exchange_shard_applied_offset", "shard" => label.clone())
@@ -160,11 +228,11 @@ impl Shard {
                 self.finish_snapshot().await?;
             }
             if self.saving.is_none() && applied - self.last_snapshot >= self.config.snapshot_every {
-                self.start_snapshot();
+                self.start_snapshot().await?;
             }
         }
         self.finish_snapshot().await?;
-        self.start_snapshot();
+        self.start_snapshot().await?;
         self.finish_snapshot().await?;
         tracing::info!(%shard, applied = self.state.read().applied(), "shard stopped");
         Ok(())
@@ -176,7 +244,11 @@ impl Shard {
     /// place paused a shard 170 ms, a clone of the whole state 68 ms, this copy 46 ms (mostly
     /// writing 50 MB of order records into fresh memory; incremental snapshots would remove it).
     /// The pause is `exchange_snapshot_pause_seconds`.
-    fn start_snapshot(&mut self) {
+    async fn start_snapshot(&mut self) -> Result<(), ShardError> {
+        // The snapshot must not cover commands whose stream records could still be lost.
+        if let Some(events) = &mut self.events {
+            events.settle().await?;
+        }
         let paused = Instant::now();
         let copy = self.state.read().copy_for_snapshot();
         let offset = copy.applied();
@@ -184,13 +256,14 @@ impl Shard {
             .record(paused.elapsed().as_secs_f64());
         tracing::debug!(shard = %self.config.shard, offset, paused = ?paused.elapsed(), "state copied for a snapshot");
         if offset == self.last_snapshot {
-            return;
+            return Ok(());
         }
         let store = self.snapshots.clone();
         self.saving = Some((
             offset,
             tokio::task::spawn_blocking(move || store.save(offset, &copy.encode())),
         ));
+        Ok(())
     }
 
     /// Waits for the snapshot being written, then lets the log forget what it covers.

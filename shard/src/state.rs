@@ -8,9 +8,9 @@ use crate::log::LogRecord;
 use crate::market::MarketState;
 use crate::orders::{OrderStore, OrderStoreSnapshot};
 use exchange_core::{
-    Command, CommandKind, DepthView, Engine, Event, EventKind, Funding, OrderId, OrderRecord,
-    OrderRef, OrderStatus, RejectReason, ShardId, SymbolId, SymbolTable, TickerView, Timestamp,
-    shard_for,
+    AccountId, Command, CommandKind, DepthView, Engine, Event, EventKind, Fill, Funding, OrderId,
+    OrderRecord, OrderRef, OrderStatus, RejectReason, ShardId, SymbolId, SymbolTable, TickerView,
+    Timestamp, shard_for,
 };
 
 /// Fills kept per account per shard for `GET /account/trades` and the ledger.
@@ -28,6 +28,8 @@ pub struct Outcome {
     /// Every order whose state the command changed (makers it filled included), as it stands
     /// after it: for the accounts' private feeds.
     pub updated: Vec<OrderRecord>,
+    /// Each side of every trade, with its account: for the ledger.
+    pub fills: Vec<(AccountId, Fill)>,
 }
 
 /// The result of one command.
@@ -201,6 +203,7 @@ impl ShardState {
             }
         };
         let mut moves = Vec::new();
+        let mut fills = Vec::new();
         if let Command::Place(o) = &rec.cmd
             && let Some(c) = o.client_order_id
             && let Some(first) = self.orders.by_client_id(o.account, &c)
@@ -213,6 +216,7 @@ impl ShardState {
                 result: CommandResult::Duplicate { order: *first },
                 moves,
                 updated: Vec::new(),
+                fills: Vec::new(),
             });
         }
         if !self.funded(rec) {
@@ -226,6 +230,7 @@ impl ShardState {
                 },
                 moves,
                 updated: Vec::new(),
+                fills: Vec::new(),
             });
         }
         let mut events = Vec::new();
@@ -262,7 +267,8 @@ impl ShardState {
                 EventKind::Rejected { .. } => give_back(&mut moves),
                 EventKind::Trade(t) => {
                     self.market.apply_event(e);
-                    self.funds.traded(&funding, e.ts, e.symbol, &t, &mut moves);
+                    self.funds
+                        .traded(&funding, e.ts, e.symbol, &t, &mut moves, &mut fills);
                 }
                 EventKind::Order(u) => self.funds.updated(&funding, &u, &mut moves),
                 _ => {}
@@ -293,6 +299,7 @@ impl ShardState {
             result: CommandResult::Applied { events, orders },
             moves,
             updated,
+            fills,
         })
     }
 

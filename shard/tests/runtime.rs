@@ -78,6 +78,7 @@ async fn start(
         journal.clone(),
         sink.clone(),
         SnapshotStore::open(&dir.join("snapshots")).unwrap(),
+        None,
     )
     .await
     .unwrap();
