@@ -6,6 +6,8 @@
 //! the transfer's number). Every event carries the key that makes writing it idempotent: trade
 //! id, order id with its version, ledger entry id. Amounts are exact decimals (strings in JSON),
 //! never floats, so a record reads the same in a Lambda payload, MongoDB and PostgreSQL.
+//! (Decimals are (de)serialised as strings explicitly, so that the event journal's compact
+//! binary encoding, which cannot guess types, reads them back.)
 
 use crate::event::OrderStatus;
 use crate::funds::{AssetId, Funding};
@@ -28,9 +30,10 @@ pub struct StreamRecord {
     pub events: Vec<StreamEvent>,
 }
 
-/// What happened.
+/// What happened: `{"trade": {...}}`, `{"order": {...}}` or `{"ledger": {...}}` in JSON.
+/// (Externally tagged, so that the compact binary encoding of the event journal reads it too.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum StreamEvent {
     Trade(TradeEvent),
     Order(OrderEvent),
@@ -43,7 +46,9 @@ pub struct TradeEvent {
     pub symbol: String,
     /// Unique across the exchange.
     pub trade_id: u64,
+    #[serde(with = "rust_decimal::serde::str")]
     pub price: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
     pub quantity: Decimal,
     pub taker_side: Side,
     pub maker_order_id: u64,
@@ -65,14 +70,18 @@ pub struct OrderEvent {
     /// `LIMIT` or `MARKET`.
     pub order_type: String,
     /// The limit price (limit orders).
+    #[serde(with = "rust_decimal::serde::str_option")]
     pub price: Option<Decimal>,
     /// The total quantity (absent for a quote-sized market order).
+    #[serde(with = "rust_decimal::serde::str_option")]
     pub quantity: Option<Decimal>,
     /// `NEW`, `PARTIALLY_FILLED`, `FILLED` or `CANCELLED`.
     pub status: String,
     pub cancel_reason: Option<String>,
+    #[serde(with = "rust_decimal::serde::str")]
     pub filled_quantity: Decimal,
     /// Sum of price × quantity over the fills.
+    #[serde(with = "rust_decimal::serde::str")]
     pub filled_quote: Decimal,
     pub created: u64,
     pub updated: u64,
@@ -117,6 +126,7 @@ pub struct LedgerEvent {
     pub account: u64,
     pub asset: String,
     /// Signed: negative when the balance went down.
+    #[serde(with = "rust_decimal::serde::str")]
     pub amount: Decimal,
     pub kind: LedgerKind,
     /// The trade id or transfer id.
@@ -274,5 +284,74 @@ pub fn order_event(spec: &SymbolSpec, o: &OrderRecord, version: u64) -> OrderEve
         created: o.created.0,
         updated: o.updated.0,
         version,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn records_round_trip_through_the_journal_encoding_and_json() {
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        let record = StreamRecord {
+            source: "shard-1".into(),
+            seq: 7,
+            time: 1_700_000_000_000_000_001,
+            events: vec![
+                StreamEvent::Trade(TradeEvent {
+                    symbol: "BTC-USD".into(),
+                    trade_id: 1 << 48 | 3,
+                    price: d("65000.50"),
+                    quantity: d("0.00000001"),
+                    taker_side: Side::Sell,
+                    maker_order_id: 1,
+                    taker_order_id: 2,
+                    maker_account: 3,
+                    taker_account: 4,
+                    time: 5,
+                }),
+                StreamEvent::Order(OrderEvent {
+                    order_id: 9,
+                    account: 3,
+                    symbol: "BTC-USD".into(),
+                    client_order_id: None,
+                    side: Side::Buy,
+                    order_type: "MARKET".into(),
+                    price: None,
+                    quantity: Some(d("1.5")),
+                    status: "FILLED".into(),
+                    cancel_reason: Some("IOC_REMAINDER".into()),
+                    filled_quantity: d("1.5"),
+                    filled_quote: d("97500.75"),
+                    created: 1,
+                    updated: 2,
+                    version: 7,
+                }),
+                StreamEvent::Ledger(LedgerEvent {
+                    entry_id: "fee:3:taker".into(),
+                    account: 0,
+                    asset: "USD".into(),
+                    amount: d("-0.0650005"),
+                    kind: LedgerKind::Fee,
+                    reference: "3".into(),
+                    symbol: None,
+                    time: 5,
+                }),
+            ],
+        };
+        let bytes = postcard::to_stdvec(&record).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<StreamRecord>(&bytes).unwrap(),
+            record
+        );
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["events"][0]["trade"]["price"], "65000.50");
+        assert_eq!(json["events"][2]["ledger"]["kind"], "FEE");
+        assert_eq!(
+            serde_json::from_value::<StreamRecord>(json).unwrap(),
+            record
+        );
     }
 }
