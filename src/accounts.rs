@@ -96,6 +96,8 @@ struct State {
     accounts: BTreeMap<AccountId, Timestamp>,
     keys: HashMap<String, KeyEntry>,
     transfers: HashMap<String, Transfer>,
+    /// Every transfer in log order: the accounts' event stream for settlement.
+    in_order: Vec<Transfer>,
     by_account: HashMap<AccountId, Vec<String>>,
     balances: HashMap<(AccountId, AssetId), Live>,
 }
@@ -130,6 +132,7 @@ impl State {
             }
             Op::Transfer(t) => {
                 self.transfers.insert(t.id.clone(), t.clone());
+                self.in_order.push(t.clone());
                 self.by_account
                     .entry(t.account)
                     .or_default()
@@ -170,6 +173,8 @@ pub struct EmbeddedAccounts {
     /// Serialises the slow admin operations (each writes and syncs the log).
     admin: tokio::sync::Mutex<()>,
     seen: Mutex<Seen>,
+    /// Woken when a transfer is logged.
+    transferred: tokio::sync::Notify,
 }
 
 /// Signatures used recently, until their window closes.
@@ -268,6 +273,7 @@ impl EmbeddedAccounts {
             log: Arc::new(Mutex::new(file)),
             admin: tokio::sync::Mutex::new(()),
             seen: Mutex::new(Seen::default()),
+            transferred: tokio::sync::Notify::new(),
         })
     }
 
@@ -316,6 +322,19 @@ impl EmbeddedAccounts {
             *out.entry(t.asset).or_default() += t.signed();
         }
         out
+    }
+
+    /// Up to `max` transfers after the first `after`, in log order, and how many there are.
+    pub fn transfers_after(&self, after: usize, max: usize) -> (Vec<Transfer>, usize) {
+        let st = self.state.lock();
+        let from = after.min(st.in_order.len());
+        let to = (from + max).min(st.in_order.len());
+        (st.in_order[from..to].to_vec(), st.in_order.len())
+    }
+
+    /// Resolves at the next transfer logged.
+    pub fn transferred(&self) -> tokio::sync::futures::Notified<'_> {
+        self.transferred.notified()
     }
 
     /// Whether some key has the admin permission.
@@ -523,6 +542,9 @@ impl Accounts for EmbeddedAccounts {
                 .entry((t.account, t.asset))
                 .or_default()
                 .available += amount;
+        }
+        if logged.is_ok() {
+            self.transferred.notify_waiters();
         }
         logged.map(|()| (t, true))
     }

@@ -49,6 +49,21 @@ pub struct Config {
     #[arg(long, env = "EXCHANGE_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     pub request_timeout_ms: u64,
 
+    /// PostgreSQL (with TimescaleDB where available) for trade history and candles, for
+    /// example `postgres://127.0.0.1/exchange`; by default the embedded store in the data
+    /// directory.
+    #[arg(long, env = "EXCHANGE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// MongoDB for settlement (trades, orders, ledger, balances), for example
+    /// `mongodb://127.0.0.1:27017`; by default the embedded store in the data directory.
+    #[arg(long, env = "EXCHANGE_MONGODB_URL", hide_env_values = true)]
+    pub mongodb_url: Option<String>,
+
+    /// The MongoDB database settlement writes to.
+    #[arg(long, env = "EXCHANGE_MONGODB_DATABASE", default_value = "exchange")]
+    pub mongodb_database: String,
+
     /// Master key (64 hex digits) from which API key secrets are derived; by default
     /// `master.key` in the data directory, created on first start.
     #[arg(long, env = "EXCHANGE_MASTER_KEY", hide_env_values = true)]
@@ -139,6 +154,9 @@ impl Config {
         c.listen = "127.0.0.1:0".parse().expect("a valid address");
         c.data_dir = data_dir;
         c.log = "warn".into();
+        // The tests use the embedded stores whatever the environment says.
+        c.database_url = None;
+        c.mongodb_url = None;
         c
     }
 }

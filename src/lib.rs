@@ -10,6 +10,7 @@
 //! - [`accounts`]: the embedded accounts store: keys, transfers, live balances.
 //! - [`bus`]: the embedded feeds (market and private updates) the WebSocket tier subscribes to.
 //! - [`admin`]: the admin key file and the `exchange admin` client.
+//! - [`functions`]: the settle and rollup workers, their stores, and the history the gateway reads.
 //! - [`telemetry`]: logging set up in one place.
 //! - [`start`]: brings everything up and returns a handle; shutting down stops accepting,
 //!   drains every shard's log, writes final snapshots and returns.
@@ -19,6 +20,7 @@ pub mod admin;
 pub mod bus;
 pub mod config;
 pub mod embedded;
+pub mod functions;
 pub mod telemetry;
 
 use accounts::EmbeddedAccounts;
@@ -28,7 +30,9 @@ use config::Config;
 use embedded::{Embedded, Pending, PendingSink, ShardHandle};
 use exchange_core::{ShardId, SymbolTable};
 use exchange_gateway::{AppState, app};
-use exchange_shard::{CommandLog, Journal, JournalConfig, Shard, ShardConfig, SnapshotStore};
+use exchange_shard::{
+    CommandLog, EventJournal, Journal, JournalConfig, Shard, ShardConfig, SnapshotStore,
+};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -139,6 +143,7 @@ pub async fn start(
     });
     let mut handles = Vec::new();
     let mut journals = Vec::new();
+    let mut event_journals = Vec::new();
     let mut matchers = Vec::new();
     for n in 0..config.shards {
         let id = ShardId(n);
@@ -147,6 +152,7 @@ pub async fn start(
             &dir.join("journal.log"),
             JournalConfig {
                 fsync: config.fsync,
+                segment_bytes: config.journal_segment_mb.max(1) << 20,
                 ..JournalConfig::default()
             },
         )
@@ -155,6 +161,16 @@ pub async fn start(
             tracing::warn!(shard = %id, truncated_bytes = report.truncated_bytes, %reason, "recovered from a torn journal tail");
         }
         let journal: Arc<Journal> = Arc::new(journal);
+        let (events, _) = EventJournal::open(
+            &dir.join("events"),
+            JournalConfig {
+                fsync: config.fsync,
+                segment_bytes: config.journal_segment_mb.max(1) << 20,
+                ..JournalConfig::default()
+            },
+        )
+        .with_context(|| format!("opening the event journal of {id}"))?;
+        let events = Arc::new(events);
         let snapshots = SnapshotStore::open(&dir.join("snapshots"))
             .with_context(|| format!("opening the snapshots of {id}"))?;
         let shard_config = ShardConfig {
@@ -171,6 +187,7 @@ pub async fn start(
             Arc::clone(&log),
             sink.clone(),
             snapshots,
+            Some(events.clone()),
         )
         .await
         .with_context(|| format!("recovering {id}"))?;
@@ -183,8 +200,22 @@ pub async fn start(
             state: shard.state(),
         });
         journals.push(journal);
+        event_journals.push((id, events));
         matchers.push(tokio::spawn(shard.run()));
     }
+
+    let stores = functions::open_stores(&config).await?;
+    let checkpoints = Arc::new(
+        exchange_functions::worker::Checkpoints::open(&config.data_dir.join("consumers"))
+            .context("opening the workers' checkpoints")?,
+    );
+    let workers = functions::start_workers(
+        &stores,
+        &event_journals,
+        Arc::clone(&accounts),
+        Arc::clone(&symbols),
+        checkpoints,
+    )?;
 
     let timeout = Duration::from_millis(config.request_timeout_ms);
     let exchange = Arc::new(Embedded::new(
@@ -199,7 +230,8 @@ pub async fn start(
         bus.clone(),
         config.rate_limits(),
         config.ws_config(),
-    ));
+    )
+    .with_history(Arc::new(functions::HistoryStore(stores.rollup.clone()))));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -238,6 +270,11 @@ pub async fn start(
                 .context("a shard task panicked")?
                 .context("a shard failed")?;
         }
+        // The shards wrote their last events; the workers settle them and stop.
+        tokio::task::spawn_blocking(move || event_journals.iter().for_each(|(_, j)| j.close()))
+            .await
+            .context("closing the event journals")?;
+        workers.drain().await?;
         upkeep.abort();
         tracing::info!("stopped cleanly");
         Ok(())

@@ -221,6 +221,50 @@ pub struct TradeResponse {
     pub time: u64,
 }
 
+/// One OHLCV candle (`GET /market-data/{symbol}/candles`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CandleResponse {
+    /// Start of the bucket, milliseconds since the epoch (UTC).
+    pub open_time: u64,
+    /// Last millisecond of the bucket.
+    pub close_time: u64,
+    pub open: String,
+    pub high: String,
+    pub low: String,
+    pub close: String,
+    /// Base volume.
+    pub volume: String,
+    /// Quote volume: the sum of price × quantity.
+    pub quote_volume: String,
+    pub trades: u64,
+}
+
+/// `GET /market-data/{symbol}/candles`.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CandlesQuery {
+    /// `1m`, `5m`, `15m`, `1h`, `4h` or `1d`.
+    pub interval: Option<String>,
+    /// Milliseconds since the epoch: candles starting at or after it.
+    pub start: Option<String>,
+    /// Milliseconds since the epoch: candles starting at or before it.
+    pub end: Option<String>,
+    /// How many (default 100, at most 1000). Without `start`, the newest ones.
+    pub limit: Option<String>,
+}
+
+/// `GET /market-data/{symbol}/trades/history`.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Milliseconds since the epoch, inclusive.
+    pub start: Option<String>,
+    /// Milliseconds since the epoch, inclusive.
+    pub end: Option<String>,
+    /// How many (default 100, at most 1000). Without `start`, the newest ones.
+    pub limit: Option<String>,
+}
+
 /// One shard's progress.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ShardHealthResponse {

@@ -24,6 +24,7 @@ pub mod error;
 pub mod exchange;
 pub mod extract;
 pub mod feed;
+pub mod history;
 pub mod routes;
 pub mod validate;
 pub mod ws;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub hub: Arc<ws::Hub>,
     pub ws: Arc<ws::WsConfig>,
     pub metrics: PrometheusHandle,
+    /// Candles and trade history (the rollup store), when there is one.
+    pub history: Option<Arc<dyn history::History>>,
 }
 
 impl AppState {
@@ -81,7 +84,14 @@ impl AppState {
             hub: Arc::default(),
             ws: Arc::new(ws),
             metrics: metrics_handle(),
+            history: None,
         }
+    }
+
+    /// Reads candles and trade history from `history`.
+    pub fn with_history(mut self, history: Arc<dyn history::History>) -> Self {
+        self.history = Some(history);
+        self
     }
 
     /// A listed symbol's spec (ids come from the exchange, so they are always listed).
@@ -181,6 +191,8 @@ pub fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .routes(routes!(market::ticker))
         .routes(routes!(market::depth))
         .routes(routes!(market::trades))
+        .routes(routes!(market::trade_history))
+        .routes(routes!(market::candles))
         .routes(routes!(system::symbols))
         .routes(routes!(system::health))
         .routes(routes!(system::metrics))

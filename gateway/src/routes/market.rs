@@ -1,10 +1,12 @@
 //! Market-data endpoints: tickers, depth and recent trades.
 
 use crate::dto::{
-    DepthResponse, LimitQuery, TickerResponse, TradeResponse, depth_response, ticker_response,
-    trade_response,
+    CandleResponse, CandlesQuery, DepthResponse, HistoryQuery, LimitQuery, TickerResponse,
+    TradeResponse, depth_response, millis, ticker_response, trade_response,
 };
 use crate::error::{ApiError, ErrorBody};
+use crate::history::Range;
+use crate::ws::INTERVALS;
 use crate::{AppState, now, validate};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -103,5 +105,159 @@ pub async fn trades(
         .ok_or_else(|| unavailable(spec))?;
     Ok(Json(
         trades.iter().map(|t| trade_response(spec, t)).collect(),
+    ))
+}
+
+fn time_param(field: &str, v: &Option<String>) -> Result<Option<u64>, ApiError> {
+    v.as_deref()
+        .map(|s| {
+            s.parse::<u64>().map_err(|_| {
+                ApiError::field(
+                    ErrorCode::InvalidField,
+                    field,
+                    "must be milliseconds since the epoch (a whole number)",
+                )
+            })
+        })
+        .transpose()
+}
+
+fn range(
+    start: &Option<String>,
+    end: &Option<String>,
+    limit: &Option<String>,
+) -> Result<Range, ApiError> {
+    let (start, end) = (time_param("start", start)?, time_param("end", end)?);
+    if let (Some(s), Some(e)) = (start, end)
+        && s > e
+    {
+        return Err(ApiError::field(
+            ErrorCode::InvalidField,
+            "end",
+            "must not be before start",
+        ));
+    }
+    Ok(Range {
+        start,
+        end,
+        limit: validate::limit(limit)?,
+    })
+}
+
+fn history_unavailable(why: String) -> ApiError {
+    ApiError::new(
+        ErrorCode::Unavailable,
+        format!("market history cannot be read right now: {why}"),
+    )
+}
+
+/// A symbol's OHLCV candles from the history store, oldest first, with the current candle
+/// (as the matcher has it, up to the last trade) in place of the stored one.
+#[utoipa::path(get, path = "/market-data/{symbol}/candles", tag = "market data",
+    params(("symbol" = String, Path, description = "For example BTC-USD"), CandlesQuery),
+    responses(
+        (status = 200, description = "The candles", body = Vec<CandleResponse>),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
+        (status = 404, description = "The symbol is not listed", body = ErrorBody),
+        (status = 503, description = "The history store cannot be read", body = ErrorBody),
+    ))]
+pub async fn candles(
+    State(app): State<AppState>,
+    Path(symbol): Path<String>,
+    Query(q): Query<CandlesQuery>,
+) -> Result<Json<Vec<CandleResponse>>, ApiError> {
+    let spec = listed(&app, &symbol)?;
+    let interval = q.interval.as_deref().ok_or_else(|| {
+        ApiError::field(
+            ErrorCode::InvalidField,
+            "interval",
+            "is required: 1m, 5m, 15m, 1h, 4h or 1d",
+        )
+    })?;
+    let (label, minutes) = INTERVALS
+        .iter()
+        .copied()
+        .find(|(l, _)| *l == interval)
+        .ok_or_else(|| {
+            ApiError::field(
+                ErrorCode::InvalidField,
+                "interval",
+                "must be one of 1m, 5m, 15m, 1h, 4h, 1d",
+            )
+        })?;
+    let range = range(&q.start, &q.end, &q.limit)?;
+    let history = app
+        .history
+        .as_ref()
+        .ok_or_else(|| history_unavailable("no history store is configured".into()))?;
+    let mut out = history
+        .candles(&spec.name, label, range.clone())
+        .await
+        .map_err(history_unavailable)?;
+    // The store lags the matcher by a batch; the current bucket comes from the matcher.
+    if let Some((start, c)) = app.exchange.candle(spec.id, minutes, now()).await
+        && c.trades > 0
+    {
+        let start = millis(start);
+        let in_range =
+            range.start.is_none_or(|s| start >= s) && range.end.is_none_or(|e| start <= e);
+        let price = |p| spec.price_to_decimal(p).to_string();
+        let live = CandleResponse {
+            open_time: start,
+            close_time: start + minutes * 60_000 - 1,
+            open: price(c.open),
+            high: price(c.high),
+            low: price(c.low),
+            close: price(c.close),
+            volume: spec
+                .qty_to_decimal(exchange_core::Qty(c.volume as u64))
+                .to_string(),
+            quote_volume: spec
+                .notional_to_decimal(exchange_core::Notional(c.quote_volume))
+                .normalize()
+                .to_string(),
+            trades: c.trades,
+        };
+        let newest = out.last().map(|c| c.open_time);
+        if newest == Some(start) {
+            *out.last_mut().expect("there is a newest") = live;
+        } else if newest.is_none_or(|n| n < start)
+            && in_range
+            && (range.start.is_none() || out.len() < range.limit)
+        {
+            out.push(live);
+            if out.len() > range.limit {
+                out.remove(0);
+            }
+        }
+    }
+    Ok(Json(out))
+}
+
+/// A symbol's trades from the history store, oldest first, by time range.
+#[utoipa::path(get, path = "/market-data/{symbol}/trades/history", tag = "market data",
+    params(("symbol" = String, Path, description = "For example BTC-USD"), HistoryQuery),
+    responses(
+        (status = 200, description = "The trades", body = Vec<TradeResponse>),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
+        (status = 404, description = "The symbol is not listed", body = ErrorBody),
+        (status = 503, description = "The history store cannot be read", body = ErrorBody),
+    ))]
+pub async fn trade_history(
+    State(app): State<AppState>,
+    Path(symbol): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Json<Vec<TradeResponse>>, ApiError> {
+    let spec = listed(&app, &symbol)?;
+    let range = range(&q.start, &q.end, &q.limit)?;
+    let history = app
+        .history
+        .as_ref()
+        .ok_or_else(|| history_unavailable("no history store is configured".into()))?;
+    Ok(Json(
+        history
+            .trades(&spec.name, range)
+            .await
+            .map_err(history_unavailable)?,
     ))
 }

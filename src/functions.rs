@@ -1,0 +1,295 @@
+//! The functions inside the exchange process: settle and rollup workers over every shard's
+//! event journal and the accounts' transfers, the stores they write (the embedded SQLite store
+//! by default; PostgreSQL and MongoDB when configured), and the history the gateway reads.
+
+use crate::accounts::EmbeddedAccounts;
+use crate::config::Config;
+use anyhow::Context;
+use async_trait::async_trait;
+use exchange_core::stream::{LedgerEvent, LedgerKind, StreamEvent, StreamRecord};
+use exchange_core::{ShardId, SymbolTable};
+use exchange_functions::mongo::MongoStore;
+use exchange_functions::postgres::PgStore;
+use exchange_functions::sqlite::SqliteStore;
+use exchange_functions::worker::{
+    self, Checkpoints, EventSource, JournalSource, Rollup, Settle, SourceError, WorkerConfig,
+};
+use exchange_functions::{CandleQuery, Interval, RollupStore, SettleStore, TradeQuery};
+use exchange_gateway::accounts::{Transfer, TransferKind};
+use exchange_gateway::dto::{CandleResponse, TradeResponse};
+use exchange_gateway::history::{History, Range};
+use exchange_shard::EventJournal;
+use exchange_shard::stream::source_name;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The accounts' transfers as an event source: deposit and withdrawal ledger entries, at
+/// positions 1, 2, ... in the accounts log's order. The log is kept whole, so acknowledging
+/// lets nothing go.
+pub struct AccountsSource {
+    accounts: Arc<EmbeddedAccounts>,
+    symbols: Arc<SymbolTable>,
+    closed: AtomicBool,
+}
+
+impl AccountsSource {
+    pub fn new(accounts: Arc<EmbeddedAccounts>, symbols: Arc<SymbolTable>) -> Self {
+        Self {
+            accounts,
+            symbols,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// No more transfers: readers finish what there is and stop.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    fn record(&self, position: u64, t: &Transfer) -> StreamRecord {
+        let asset = self.symbols.assets().get(t.asset);
+        let (kind, prefix) = match t.kind {
+            TransferKind::Deposit => (LedgerKind::Deposit, "deposit"),
+            TransferKind::Withdrawal => (LedgerKind::Withdrawal, "withdrawal"),
+        };
+        StreamRecord {
+            source: "accounts".into(),
+            seq: position,
+            time: t.ts.0,
+            events: vec![StreamEvent::Ledger(LedgerEvent {
+                entry_id: format!("{prefix}:{}", t.id),
+                account: t.account.0,
+                asset: asset.map_or_else(String::new, |a| a.name.clone()),
+                amount: asset.map_or_else(Default::default, |a| a.signed_to_decimal(t.signed())),
+                kind,
+                reference: t.id.clone(),
+                symbol: None,
+                time: t.ts.0,
+            })],
+        }
+    }
+}
+
+#[async_trait]
+impl EventSource for AccountsSource {
+    fn name(&self) -> &str {
+        "accounts"
+    }
+
+    async fn read(
+        &self,
+        after: u64,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Option<Vec<(u64, StreamRecord)>>, SourceError> {
+        let notified = self.accounts.transferred();
+        let (transfers, _) = self.accounts.transfers_after(after as usize, max);
+        if transfers.is_empty() {
+            if self.closed.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            let _ = tokio::time::timeout(wait, notified).await;
+            return Ok(Some(Vec::new()));
+        }
+        Ok(Some(
+            transfers
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let position = after + i as u64 + 1;
+                    (position, self.record(position, t))
+                })
+                .collect(),
+        ))
+    }
+
+    fn last(&self) -> u64 {
+        self.accounts.transfers_after(usize::MAX, 0).1 as u64
+    }
+
+    fn ack(&self, _consumer: &str, _position: u64) {}
+}
+
+/// Where settle and rollup write.
+#[derive(Clone)]
+pub struct Stores {
+    pub settle: Arc<dyn SettleStore>,
+    pub rollup: Arc<dyn RollupStore>,
+}
+
+/// Opens the configured stores: MongoDB for settlement when `EXCHANGE_MONGODB_URL` is set,
+/// PostgreSQL for rollup when `EXCHANGE_DATABASE_URL` is set, the embedded store
+/// (`functions.db` in the data directory) for whatever is not.
+pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
+    let embedded = if config.mongodb_url.is_none() || config.database_url.is_none() {
+        let path = config.data_dir.join("functions.db");
+        Some(Arc::new(SqliteStore::open(&path).await.with_context(
+            || format!("opening the embedded history store {}", path.display()),
+        )?))
+    } else {
+        None
+    };
+    let settle: Arc<dyn SettleStore> = match &config.mongodb_url {
+        Some(url) => {
+            let store = MongoStore::connect(url, &config.mongodb_database)
+                .await
+                .context("connecting to MongoDB")?;
+            store.prepare().await.context("preparing MongoDB")?;
+            Arc::new(store)
+        }
+        None => embedded
+            .clone()
+            .expect("opened when a store is not configured"),
+    };
+    let rollup: Arc<dyn RollupStore> = match &config.database_url {
+        Some(url) => {
+            let store = PgStore::connect(url)
+                .await
+                .context("connecting to PostgreSQL")?;
+            store.prepare().await.context("migrating PostgreSQL")?;
+            Arc::new(store)
+        }
+        None => embedded.expect("opened when a store is not configured"),
+    };
+    Ok(Stores { settle, rollup })
+}
+
+/// The workers running in the process.
+pub struct Workers {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<Result<(), SourceError>>>,
+    accounts: Arc<AccountsSource>,
+}
+
+/// Starts a settle and a rollup worker on every shard's event journal, and a settle worker on
+/// the accounts' transfers, each from its checkpoint.
+pub fn start_workers(
+    stores: &Stores,
+    journals: &[(ShardId, Arc<EventJournal>)],
+    accounts: Arc<EmbeddedAccounts>,
+    symbols: Arc<SymbolTable>,
+    checkpoints: Arc<Checkpoints>,
+) -> anyhow::Result<Workers> {
+    let (stop, stopped) = watch::channel(false);
+    let settle: Arc<dyn worker::Handler> = Arc::new(Settle(stores.settle.clone()));
+    let rollup: Arc<dyn worker::Handler> = Arc::new(Rollup(stores.rollup.clone()));
+    let mut tasks = Vec::new();
+    let spawn = |handler: &Arc<dyn worker::Handler>, source: Arc<dyn EventSource>| {
+        tokio::spawn(worker::run(
+            handler.clone(),
+            source,
+            checkpoints.clone(),
+            WorkerConfig::default(),
+            stopped.clone(),
+        ))
+    };
+    for (shard, journal) in journals {
+        let name = source_name(*shard);
+        let positions = [
+            ("settle", checkpoints.get("settle", &name)?),
+            ("rollup", checkpoints.get("rollup", &name)?),
+        ];
+        let source: Arc<dyn EventSource> =
+            Arc::new(JournalSource::new(name, journal.clone(), &positions));
+        tasks.push(spawn(&settle, source.clone()));
+        tasks.push(spawn(&rollup, source));
+    }
+    let accounts = Arc::new(AccountsSource::new(accounts, symbols));
+    tasks.push(spawn(&settle, accounts.clone()));
+    Ok(Workers {
+        stop,
+        tasks,
+        accounts,
+    })
+}
+
+impl Workers {
+    /// Lets the workers drain their sources (the shards' event journals must be closed
+    /// first) and waits for them.
+    pub async fn drain(self) -> anyhow::Result<()> {
+        self.accounts.close();
+        for task in self.tasks {
+            task.await
+                .context("a worker panicked")?
+                .context("a worker failed")?;
+        }
+        drop(self.stop);
+        Ok(())
+    }
+
+    /// Stops the workers after the batch in hand, without draining.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.accounts.close();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// The rollup store as the gateway's history.
+pub struct HistoryStore(pub Arc<dyn RollupStore>);
+
+#[async_trait]
+impl History for HistoryStore {
+    async fn candles(
+        &self,
+        symbol: &str,
+        interval: &str,
+        range: Range,
+    ) -> Result<Vec<CandleResponse>, String> {
+        let interval =
+            Interval::parse(interval).ok_or_else(|| format!("no interval {interval}"))?;
+        let candles = self
+            .0
+            .candles(&CandleQuery {
+                symbol: symbol.into(),
+                interval,
+                start: range.start,
+                end: range.end,
+                limit: range.limit,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(candles
+            .into_iter()
+            .map(|c| CandleResponse {
+                open_time: c.start,
+                close_time: c.start + interval.millis() - 1,
+                open: c.open.to_string(),
+                high: c.high.to_string(),
+                low: c.low.to_string(),
+                close: c.close.to_string(),
+                volume: c.volume.to_string(),
+                quote_volume: c.quote_volume.normalize().to_string(),
+                trades: c.trades,
+            })
+            .collect())
+    }
+
+    async fn trades(&self, symbol: &str, range: Range) -> Result<Vec<TradeResponse>, String> {
+        let trades = self
+            .0
+            .trades(&TradeQuery {
+                symbol: symbol.into(),
+                start: range.start,
+                end: range.end,
+                limit: range.limit,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(trades
+            .into_iter()
+            .map(|t| TradeResponse {
+                trade_id: t.trade_id.to_string(),
+                price: t.price.to_string(),
+                quantity: t.quantity.to_string(),
+                taker_side: exchange_gateway::dto::name(&t.taker_side),
+                time: t.time / 1_000_000,
+            })
+            .collect())
+    }
+}
