@@ -16,5 +16,30 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "PostgreSQL for the rollup store's tests (127.0.0.1:5432)"
+# The machine runs PostgreSQL; start it if it stopped, install it if it is missing.
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+if ! pg_up; then
+    if ! command -v pg_ctlcluster >/dev/null; then
+        sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
+        DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -q postgresql >/dev/null
+    fi
+    version="$(ls /etc/postgresql | sort -V | tail -1)"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    for _ in $(seq 1 30); do pg_up && break; sleep 1; done
+fi
+pg_up && echo "PostgreSQL is up" || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
+
+skipped() {
+    [ -n "${EXCHANGE_MONGODB_URL:-}" ] ||
+        echo "SKIPPED: MongoDB settlement tests (no server here; set EXCHANGE_MONGODB_URL to run them)"
+    [ -n "${EXCHANGE_DATABASE_URL:-}" ] ||
+        echo "SKIPPED: TimescaleDB hypertable test (set EXCHANGE_DATABASE_URL to a Timescale-enabled server to run it)"
+}
+skipped
+
 step "cargo test (optimised: the property tests run long random sequences)"
 cargo test --workspace --profile ci --locked
+
+step "done"
+skipped

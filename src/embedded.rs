@@ -358,6 +358,7 @@ mod tests {
             },
             moves: Vec::new(),
             updated: Vec::new(),
+            fills: Vec::new(),
         }
     }
 

@@ -40,7 +40,7 @@ async fn rollup_suite(store: &dyn RollupStore) {
     store.prepare().await.unwrap(); // migrations are idempotent
     // Three trades in the first minute of a 5m bucket, two in the next minute, one 5m later.
     let m = |i: u64| T0 + i * MINUTE;
-    let trades = vec![
+    let trades = [
         trade("BTC-USD", 1, m(0) + 1_000, "100.5", "1"),
         trade("BTC-USD", 2, m(0) + 2_000, "101", "0.5"),
         trade("BTC-USD", 3, m(0) + 3_000, "99.25", "0.25"),
