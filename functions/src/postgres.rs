@@ -258,3 +258,12 @@ impl RollupStore for PgStore {
         Ok(out)
     }
 }
+
+/// Runs one administrative statement built by the caller (`CREATE DATABASE ...`): for tools
+/// and tests, never with user input.
+pub async fn execute(store: &PgStore, sql: &str) -> Result<(), StoreError> {
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&store.pool)
+        .await?;
+    Ok(())
+}

@@ -23,7 +23,11 @@ pub fn trade(symbol: &str, id: u64, time: u64, price: &str, qty: &str) -> TradeE
         trade_id: id,
         price: d(price),
         quantity: d(qty),
-        taker_side: if id.is_multiple_of(2) { Side::Buy } else { Side::Sell },
+        taker_side: if id.is_multiple_of(2) {
+            Side::Buy
+        } else {
+            Side::Sell
+        },
         maker_order_id: id * 10,
         taker_order_id: id * 10 + 1,
         maker_account: 1,

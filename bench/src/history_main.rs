@@ -1,0 +1,265 @@
+//! `historybench`: feeds trades through rollup (into PostgreSQL) and settle (into the embedded
+//! store) with the real worker over a real event journal, and prints trades per second and the
+//! end-to-end lag (from the journal append until the batch is durable in the store).
+//!
+//! Two phases per handler: a backlog of `--trades` records drained as fast as the store takes
+//! them (throughput), then `--seconds` of records appended at `--rate` per second (the lag at a
+//! steady rate, measured per record, open loop).
+
+use async_trait::async_trait;
+use clap::Parser;
+use exchange_core::Side;
+use exchange_core::stream::{
+    LedgerEvent, LedgerKind, OrderEvent, StreamEvent, StreamRecord, TradeEvent,
+};
+use exchange_functions::postgres::PgStore;
+use exchange_functions::sqlite::SqliteStore;
+use exchange_functions::worker::{self, Checkpoints, Handler, JournalSource, WorkerConfig};
+use exchange_functions::{RollupStore, SettleStore, StoreError, Written};
+use exchange_shard::{EventJournal, JournalConfig};
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use rust_decimal::Decimal;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser, Debug)]
+#[command(about = "Throughput and lag of settle and rollup")]
+struct Args {
+    /// Trades in the backlog phase.
+    #[arg(long, default_value_t = 1_000_000)]
+    trades: u64,
+    /// Trades per second in the steady phase.
+    #[arg(long, default_value_t = 20_000)]
+    rate: u64,
+    /// Length of the steady phase.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// PostgreSQL server for rollup (a fresh database is created and dropped).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+    postgres: String,
+    /// Records per worker batch.
+    #[arg(long, default_value_t = 8_192)]
+    batch: usize,
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// Trade `n` with its order and the ledger of both sides, as a shard writes it.
+fn record(n: u64, time: u64) -> StreamRecord {
+    let price = Decimal::new(6_500_000 + (n % 1_000) as i64, 2);
+    let qty = Decimal::new(1 + (n % 50) as i64, 3);
+    let quote = price * qty;
+    let ledger = |account, entry: String, asset: &str, amount| {
+        StreamEvent::Ledger(LedgerEvent {
+            entry_id: entry,
+            account,
+            asset: asset.into(),
+            amount,
+            kind: LedgerKind::Trade,
+            reference: n.to_string(),
+            symbol: Some("BTC-USD".into()),
+            time,
+        })
+    };
+    StreamRecord {
+        source: "shard-0".into(),
+        seq: n,
+        time,
+        events: vec![
+            StreamEvent::Trade(TradeEvent {
+                symbol: "BTC-USD".into(),
+                trade_id: n,
+                price,
+                quantity: qty,
+                taker_side: if n.is_multiple_of(2) {
+                    Side::Buy
+                } else {
+                    Side::Sell
+                },
+                maker_order_id: 2 * n,
+                taker_order_id: 2 * n + 1,
+                maker_account: 1 + n % 100,
+                taker_account: 101 + n % 100,
+                time,
+            }),
+            StreamEvent::Order(OrderEvent {
+                order_id: 2 * n,
+                account: 1 + n % 100,
+                symbol: "BTC-USD".into(),
+                client_order_id: None,
+                side: Side::Sell,
+                order_type: "LIMIT".into(),
+                price: Some(price),
+                quantity: Some(qty),
+                status: "FILLED".into(),
+                cancel_reason: None,
+                filled_quantity: qty,
+                filled_quote: quote,
+                created: time,
+                updated: time,
+                version: n,
+            }),
+            ledger(1 + n % 100, format!("trade:{n}:maker:BTC"), "BTC", -qty),
+            ledger(1 + n % 100, format!("trade:{n}:maker:USD"), "USD", quote),
+            ledger(101 + n % 100, format!("trade:{n}:taker:USD"), "USD", -quote),
+            ledger(101 + n % 100, format!("trade:{n}:taker:BTC"), "BTC", qty),
+        ],
+    }
+}
+
+/// Runs the inner handler and records, per record, the time from its append to now.
+struct Timed {
+    inner: Arc<dyn Handler>,
+    lag: Mutex<Histogram<u64>>,
+    done: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait]
+impl Handler for Timed {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    async fn handle(&self, records: &[StreamRecord]) -> Result<Written, StoreError> {
+        let w = self.inner.handle(records).await?;
+        let now = now_ns();
+        let mut lag = self.lag.lock();
+        for r in records {
+            let _ = lag.record(now.saturating_sub(r.time) / 1_000);
+        }
+        self.done
+            .fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(w)
+    }
+}
+
+async fn phase(args: &Args, label: &str, handler: Arc<dyn Handler>) -> anyhow::Result<()> {
+    let dir = tempfile_dir()?;
+    let (journal, _) = EventJournal::open(&dir.join("events"), JournalConfig::default())?;
+    let journal = Arc::new(journal);
+    let timed = Arc::new(Timed {
+        inner: handler,
+        lag: Mutex::new(Histogram::new(3)?),
+        done: Default::default(),
+    });
+    let checkpoints = Arc::new(Checkpoints::open(&dir.join("consumers"))?);
+    let source = Arc::new(JournalSource::new(
+        "shard-0".into(),
+        journal.clone(),
+        &[(timed.name(), 0)],
+    ));
+    let config = WorkerConfig {
+        batch: args.batch,
+        ..WorkerConfig::default()
+    };
+    // Backlog: append everything, then drain it.
+    let t = now_ns();
+    for chunk in (1..=args.trades).collect::<Vec<_>>().chunks(50_000) {
+        journal
+            .append(chunk.iter().map(|&n| record(n, t)).collect())
+            .await?;
+    }
+    let (stop, stopped) = watch::channel(false);
+    let started = Instant::now();
+    let task = tokio::spawn(worker::run(
+        timed.clone(),
+        source,
+        checkpoints,
+        config,
+        stopped,
+    ));
+    while timed.done.load(std::sync::atomic::Ordering::Relaxed) < args.trades {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drained = started.elapsed();
+    println!(
+        "{label}: backlog of {} trades in {:.2} s = {:.0} trades/s",
+        args.trades,
+        drained.as_secs_f64(),
+        args.trades as f64 / drained.as_secs_f64()
+    );
+    // Steady: append at the rate, in 10 ms ticks, stamped with their append time.
+    timed.lag.lock().reset();
+    let per_tick = (args.rate / 100).max(1);
+    let mut n = args.trades;
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let end = Instant::now() + Duration::from_secs(args.seconds);
+    while Instant::now() < end {
+        tick.tick().await;
+        let t = now_ns();
+        journal
+            .append((n + 1..=n + per_tick).map(|i| record(i, t)).collect())
+            .await?;
+        n += per_tick;
+    }
+    while timed.done.load(std::sync::atomic::Ordering::Relaxed) < n {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let lag = timed.lag.lock().clone();
+    println!(
+        "{label}: steady {} trades/s for {} s: lag p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        args.rate,
+        args.seconds,
+        lag.value_at_quantile(0.5) as f64 / 1e3,
+        lag.value_at_quantile(0.99) as f64 / 1e3,
+        lag.max() as f64 / 1e3
+    );
+    let _ = stop.send(true);
+    journal.close();
+    task.await??;
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir =
+        std::env::temp_dir().join(format!("historybench-{}-{}", std::process::id(), now_ns()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    // Rollup into a fresh PostgreSQL database.
+    let name = format!("exchange_bench_{}", std::process::id());
+    let admin = PgStore::connect(&format!("{}/test", args.postgres)).await?;
+    sqlx_exec(&admin, &format!("CREATE DATABASE {name}")).await?;
+    let pg = PgStore::connect(&format!("{}/{name}", args.postgres)).await?;
+    pg.prepare().await?;
+    let rollup = phase(
+        &args,
+        "rollup -> PostgreSQL",
+        Arc::new(worker::Rollup(Arc::new(pg.clone()))),
+    )
+    .await;
+    pg.pool().close().await;
+    sqlx_exec(&admin, &format!("DROP DATABASE {name} WITH (FORCE)")).await?;
+    rollup?;
+    // Settle into the embedded store.
+    let dir = tempfile_dir()?;
+    let sqlite = SqliteStore::open(&dir.join("functions.db")).await?;
+    SettleStore::prepare(&sqlite).await?;
+    phase(
+        &args,
+        "settle -> embedded store",
+        Arc::new(worker::Settle(Arc::new(sqlite))),
+    )
+    .await?;
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+async fn sqlx_exec(store: &PgStore, sql: &str) -> anyhow::Result<()> {
+    exchange_functions::postgres::execute(store, sql).await?;
+    Ok(())
+}
