@@ -176,6 +176,18 @@ def main():
         f" {mem:.1f} KiB server memory per idle connection; {f['dropped']} dropped |"
         f" `exchange`, then `wsfanout --subscribers {subscribers} --rate 2 --duration {DURATION}"
         " --server-pid PID` |")
+    trades = 100_000 if QUICK else 1_000_000
+    out = subprocess.run([os.path.join(TARGET, "historybench"), "--trades", str(trades),
+                          "--seconds", str(DURATION)],
+                         check=True, capture_output=True, text=True).stdout
+    print(out)
+    for prefix, label in (("rollup -> PostgreSQL", "rollup into PostgreSQL (plain, this machine's"
+                           " server): trades, then candles of 6 intervals, upserted"),
+                          ("settle -> embedded store", "settle into the embedded store (SQLite):"
+                           " trades, order states, 4 ledger entries and their balances per trade")):
+        lines = [l.split(": ", 1)[1] for l in out.splitlines() if l.startswith(prefix)]
+        rows.append(f"| {label}, through the worker from an event journal | {'; '.join(lines)} |"
+                    f" `historybench --trades {trades} --seconds {DURATION}` |")
     table = "\n".join([
         machine(), "",
         "| scenario | figure | command |", "|---|---|---|", *rows,

@@ -222,6 +222,10 @@ pub enum AdminAction {
         #[arg(long)]
         account: u64,
     },
+    /// Compare the settled balances (the embedded store, or MongoDB with
+    /// `EXCHANGE_MONGODB_URL`) with their ledger and with the exchange's live balances; exits 1
+    /// on any difference.
+    Reconcile,
 }
 
 /// A deposit or withdrawal.

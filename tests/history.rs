@@ -134,6 +134,18 @@ async fn history_is_rolled_up_settled_and_survives_a_restart() {
         None,
     );
     assert!(report.clean(), "{report:?}");
+    // The command compares the same store with the live balances over the admin API.
+    let reconcile = exchange::config::AdminArgs {
+        url: Some(ex.base.clone()),
+        key_file: None,
+        action: exchange::config::AdminAction::Reconcile,
+    };
+    exchange::admin::run(
+        &exchange::config::Config::for_tests(ex.dir.path().to_owned()),
+        reconcile,
+    )
+    .await
+    .expect("settled balances reconcile with the ledger and the live balances");
 
     let ex = ex.restart().await;
     // After a restart the store still has the history (and nothing was written twice).
