@@ -43,11 +43,14 @@ CREATE TABLE orders (
 CREATE INDEX orders_by_account ON orders (account);
 
 CREATE TABLE ledger (
-    account   INTEGER NOT NULL,
-    entry_id  TEXT    NOT NULL,
-    asset     TEXT    NOT NULL,
-    amount    TEXT    NOT NULL,
-    doc       TEXT    NOT NULL,
+    account    INTEGER NOT NULL,
+    entry_id   TEXT    NOT NULL,
+    asset      TEXT    NOT NULL,
+    amount     TEXT    NOT NULL,
+    kind       TEXT    NOT NULL,
+    reference  TEXT    NOT NULL,
+    symbol     TEXT,
+    time_ns    INTEGER NOT NULL,
     PRIMARY KEY (account, entry_id)
 ) WITHOUT ROWID;
 

@@ -22,8 +22,8 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// Rows per multi-row statement (SQLite allows 32,766 parameters; a trade row binds 6).
-const CHUNK: usize = 1_000;
+/// Rows per multi-row statement (SQLite allows 32,766 parameters; a ledger row binds 8).
+const CHUNK: usize = 2_000;
 
 /// The embedded store.
 #[derive(Clone)]
@@ -298,7 +298,8 @@ impl SettleStore for SqliteStore {
         let mut moved: BTreeMap<(i64, String), Decimal> = BTreeMap::new();
         for chunk in batch.ledger.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO ledger (account, entry_id, asset, amount, doc) ",
+                "INSERT INTO ledger (account, entry_id, asset, amount, kind, reference, symbol, \
+                 time_ns) ",
             );
             q.push_values(chunk, |mut row, p| {
                 let e = &p.entry;
@@ -306,7 +307,10 @@ impl SettleStore for SqliteStore {
                     .push_bind(e.entry_id.clone())
                     .push_bind(e.asset.clone())
                     .push_bind(e.amount.to_string())
-                    .push_bind(serde_json::to_string(e).expect("ledger entries serialise"));
+                    .push_bind(e.kind.as_str())
+                    .push_bind(e.reference.clone())
+                    .push_bind(e.symbol.clone())
+                    .push_bind(e.time as i64);
             });
             q.push(" ON CONFLICT DO NOTHING RETURNING account, asset, amount");
             for r in q.build().fetch_all(&mut *tx).await? {
