@@ -543,6 +543,8 @@ async fn symbols_health_metrics_and_openapi() {
         ("/market-data/{symbol}", "get"),
         ("/market-data/{symbol}/depth", "get"),
         ("/market-data/{symbol}/trades", "get"),
+        ("/market-data/{symbol}/trades/history", "get"),
+        ("/market-data/{symbol}/candles", "get"),
         ("/health", "get"),
         ("/metrics", "get"),
         ("/account", "get"),
