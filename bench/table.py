@@ -120,8 +120,8 @@ def machine():
         mem = 0
     return (f"Measured on {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {time.strftime('%Y-%m-%d')},"
             " by `python3 bench/table.py` (which rewrites this table). In the commands, `exchange`"
-            " is `cargo run --release --`, and `loadgen` and `wsfanout` are `cargo run --release"
-            " -p exchange-bench --bin loadgen --` (or `wsfanout`), each scenario on a fresh"
+            " is `cargo run --release --`, and `loadgen`, `wsfanout` and `historybench` are `cargo run --release"
+            " -p exchange-bench --bin loadgen --` (or `wsfanout`, `historybench`), each scenario on a fresh"
             " exchange; the load generators run on the same cores.")
 
 
