@@ -58,6 +58,37 @@ ON CONFLICT (symbol, interval, bucket) DO UPDATE SET
     first_trade_id = LEAST(candles.first_trade_id, excluded.first_trade_id),
     last_trade_id = GREATEST(candles.last_trade_id, excluded.last_trade_id)";
 
+/// The candles query, oldest (`ASC`) or newest (`DESC`) first.
+macro_rules! candles_sql {
+    ($order:literal) => {
+        concat!(
+            "SELECT symbol, interval, (extract(epoch FROM bucket) * 1000)::bigint, open, high, \
+             low, close, volume, quote_volume, trade_count, first_trade_id, last_trade_id \
+             FROM candles WHERE symbol = $1 AND interval = $2 \
+             AND bucket >= 'epoch'::timestamptz + $3 * interval '1 millisecond' \
+             AND bucket <= 'epoch'::timestamptz + $4 * interval '1 millisecond' \
+             ORDER BY bucket ",
+            $order,
+            " LIMIT $5"
+        )
+    };
+}
+
+/// The trades query, oldest (`ASC`) or newest (`DESC`) first.
+macro_rules! trades_sql {
+    ($order:literal) => {
+        concat!(
+            "SELECT symbol, trade_id, (extract(epoch FROM time) * 1000000)::bigint, price, \
+             quantity, taker_side FROM trades WHERE symbol = $1 \
+             AND time >= 'epoch'::timestamptz + $2 * interval '1 millisecond' \
+             AND time < 'epoch'::timestamptz + ($3 + 1) * interval '1 millisecond' \
+             ORDER BY trade_id ",
+            $order,
+            " LIMIT $4"
+        )
+    };
+}
+
 fn side_name(s: Side) -> &'static str {
     match s {
         Side::Buy => "BUY",
@@ -187,20 +218,11 @@ impl RollupStore for PgStore {
     }
 
     async fn candles(&self, q: &CandleQuery) -> Result<Vec<Candle>, StoreError> {
+        // With a start, the first rows from it; without, the newest (sorted back below).
         let sql = if q.start.is_some() {
-            "SELECT symbol, interval, (extract(epoch FROM bucket) * 1000)::bigint, open, high, \
-             low, close, volume, quote_volume, trade_count, first_trade_id, last_trade_id \
-             FROM candles WHERE symbol = $1 AND interval = $2 \
-             AND bucket >= 'epoch'::timestamptz + $3 * interval '1 millisecond' \
-             AND bucket <= 'epoch'::timestamptz + $4 * interval '1 millisecond' \
-             ORDER BY bucket ASC LIMIT $5"
+            candles_sql!("ASC")
         } else {
-            "SELECT symbol, interval, (extract(epoch FROM bucket) * 1000)::bigint, open, high, \
-             low, close, volume, quote_volume, trade_count, first_trade_id, last_trade_id \
-             FROM candles WHERE symbol = $1 AND interval = $2 \
-             AND bucket >= 'epoch'::timestamptz + $3 * interval '1 millisecond' \
-             AND bucket <= 'epoch'::timestamptz + $4 * interval '1 millisecond' \
-             ORDER BY bucket DESC LIMIT $5"
+            candles_sql!("DESC")
         };
         let rows = sqlx::query(sql)
             .bind(&q.symbol)
@@ -217,17 +239,9 @@ impl RollupStore for PgStore {
 
     async fn trades(&self, q: &TradeQuery) -> Result<Vec<TradeEvent>, StoreError> {
         let sql = if q.start.is_some() {
-            "SELECT symbol, trade_id, (extract(epoch FROM time) * 1000000)::bigint, price, \
-             quantity, taker_side FROM trades WHERE symbol = $1 \
-             AND time >= 'epoch'::timestamptz + $2 * interval '1 millisecond' \
-             AND time < 'epoch'::timestamptz + ($3 + 1) * interval '1 millisecond' \
-             ORDER BY trade_id ASC LIMIT $4"
+            trades_sql!("ASC")
         } else {
-            "SELECT symbol, trade_id, (extract(epoch FROM time) * 1000000)::bigint, price, \
-             quantity, taker_side FROM trades WHERE symbol = $1 \
-             AND time >= 'epoch'::timestamptz + $2 * interval '1 millisecond' \
-             AND time < 'epoch'::timestamptz + ($3 + 1) * interval '1 millisecond' \
-             ORDER BY trade_id DESC LIMIT $4"
+            trades_sql!("DESC")
         };
         let rows = sqlx::query(sql)
             .bind(&q.symbol)

@@ -31,6 +31,32 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
+/// The candles query, oldest (`ASC`) or newest (`DESC`) first.
+macro_rules! candles_sql {
+    ($order:literal) => {
+        concat!(
+            "SELECT symbol, interval, bucket_ms, open, high, low, close, volume, quote_volume, \
+             trades, first_trade_id, last_trade_id FROM candles \
+             WHERE symbol = ? AND interval = ? AND bucket_ms >= ? AND bucket_ms <= ? \
+             ORDER BY bucket_ms ",
+            $order,
+            " LIMIT ?"
+        )
+    };
+}
+
+/// The trades query, oldest (`ASC`) or newest (`DESC`) first.
+macro_rules! trades_sql {
+    ($order:literal) => {
+        concat!(
+            "SELECT symbol, trade_id, time_us, price, quantity, taker_side FROM trades \
+             WHERE symbol = ? AND time_us >= ? AND time_us <= ? ORDER BY trade_id ",
+            $order,
+            " LIMIT ?"
+        )
+    };
+}
+
 fn decimal(s: &str) -> Result<Decimal, StoreError> {
     Decimal::from_str(s).map_err(|e| StoreError::Corrupt(format!("{s:?} is not a decimal: {e}")))
 }
@@ -197,16 +223,11 @@ impl RollupStore for SqliteStore {
             q.start.map_or(i64::MIN, |s| s as i64),
             q.end.map_or(i64::MAX, |e| e as i64),
         );
+        // With a start, the first rows from it; without, the newest (sorted back below).
         let sql = if q.start.is_some() {
-            "SELECT symbol, interval, bucket_ms, open, high, low, close, volume, quote_volume, \
-             trades, first_trade_id, last_trade_id FROM candles \
-             WHERE symbol = ? AND interval = ? AND bucket_ms >= ? AND bucket_ms <= ? \
-             ORDER BY bucket_ms ASC LIMIT ?"
+            candles_sql!("ASC")
         } else {
-            "SELECT symbol, interval, bucket_ms, open, high, low, close, volume, quote_volume, \
-             trades, first_trade_id, last_trade_id FROM candles \
-             WHERE symbol = ? AND interval = ? AND bucket_ms >= ? AND bucket_ms <= ? \
-             ORDER BY bucket_ms DESC LIMIT ?"
+            candles_sql!("DESC")
         };
         let rows = sqlx::query(sql)
             .bind(&q.symbol)
@@ -225,11 +246,9 @@ impl RollupStore for SqliteStore {
         let start = q.start.map_or(i64::MIN, |s| s as i64 * 1_000);
         let end = q.end.map_or(i64::MAX, |e| e as i64 * 1_000 + 999);
         let sql = if q.start.is_some() {
-            "SELECT symbol, trade_id, time_us, price, quantity, taker_side FROM trades \
-             WHERE symbol = ? AND time_us >= ? AND time_us <= ? ORDER BY trade_id ASC LIMIT ?"
+            trades_sql!("ASC")
         } else {
-            "SELECT symbol, trade_id, time_us, price, quantity, taker_side FROM trades \
-             WHERE symbol = ? AND time_us >= ? AND time_us <= ? ORDER BY trade_id DESC LIMIT ?"
+            trades_sql!("DESC")
         };
         let rows = sqlx::query(sql)
             .bind(&q.symbol)
