@@ -30,6 +30,11 @@ if ! pg_up; then
 fi
 pg_up && echo "PostgreSQL is up" || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
 
+step "a local Redis Cluster for the cluster adapters' tests (infra/redis-cluster.sh)"
+infra/redis-cluster.sh up
+trap 'infra/redis-cluster.sh down >/dev/null 2>&1 || true' EXIT
+export EXCHANGE_TEST_REDIS_CLUSTER_URL="redis://127.0.0.1:${EXCHANGE_REDIS_CLUSTER_PORT:-7100}"
+
 skipped() {
     [ -n "${EXCHANGE_MONGODB_URL:-}" ] ||
         echo "SKIPPED: MongoDB settlement tests (no server here; set EXCHANGE_MONGODB_URL to run them)"

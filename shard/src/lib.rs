@@ -11,6 +11,7 @@
 //!
 //! # Layout
 //! - [`log`]: the `CommandLog` trait and `LogRecord`.
+//! - [`redis_log`]: the cluster log: a Redis Stream per shard with dense offsets.
 //! - [`journal`]: the embedded log: an append-only file with CRC-framed records and group commit.
 //! - [`state`]: `ShardState::apply`, pure and deterministic; snapshot and restore.
 //! - [`frame`]: CRC-framed records for append-only files.
@@ -27,6 +28,7 @@ pub mod journal;
 pub mod log;
 pub mod market;
 pub mod orders;
+pub mod redis_log;
 pub mod runtime;
 pub mod sink;
 pub mod snapshot;
@@ -37,6 +39,7 @@ pub use funds::{FundsState, Move};
 pub use journal::{Appended, Journal, JournalConfig, OpenReport, Record};
 pub use log::{CommandLog, Entry, LogError, LogRecord};
 pub use orders::OrderStore;
+pub use redis_log::RedisLog;
 pub use runtime::{Recovery, Shard, ShardConfig, ShardError};
 pub use sink::EventSink;
 pub use snapshot::SnapshotStore;

@@ -1,0 +1,196 @@
+//! The command log on a real Redis Cluster (`infra/redis-cluster.sh up`; the test run starts
+//! it and sets `EXCHANGE_TEST_REDIS_CLUSTER_URL`): dense offsets across appenders, order ids,
+//! blocking reads, trimming, reopening, and the shard runtime over it giving exactly the
+//! outcomes it gives over the embedded journal.
+
+use exchange_core::*;
+use exchange_shard::*;
+use parking_lot::Mutex;
+use std::sync::Arc;
+
+fn cluster() -> Option<Vec<String>> {
+    match std::env::var("EXCHANGE_TEST_REDIS_CLUSTER_URL") {
+        Ok(url) => Some(url.split(',').map(str::to_owned).collect()),
+        Err(_) => {
+            eprintln!(
+                "SKIPPED: Redis Cluster log tests (run infra/redis-cluster.sh up and set \
+                 EXCHANGE_TEST_REDIS_CLUSTER_URL=redis://127.0.0.1:7100)"
+            );
+            None
+        }
+    }
+}
+
+/// A namespace no other run uses.
+fn namespace() -> String {
+    format!(
+        "t{}-{}-",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+fn place(i: u64) -> LogRecord {
+    let order = NewOrder {
+        symbol: SymbolId(0),
+        order_id: OrderId(0),
+        account: AccountId(1 + i % 3),
+        client_order_id: None,
+        side: if i.is_multiple_of(2) {
+            Side::Buy
+        } else {
+            Side::Sell
+        },
+        order_type: OrderType::Limit {
+            price: Price(6_500_000 + (i * 37) % 200 - 100),
+            qty: Qty(1_000 + (i * 13) % 5_000),
+            tif: TimeInForce::Gtc,
+            post_only: false,
+        },
+        stp: StpMode::None,
+    };
+    let hold = SymbolTable::default_symbols()
+        .get(SymbolId(0))
+        .unwrap()
+        .funding
+        .order_hold(&order)
+        .unwrap();
+    LogRecord {
+        ts: Timestamp(1_700_000_000_000_000_000 + i),
+        cmd: Command::Place(order),
+        hold,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appenders_share_one_dense_ordered_log() {
+    let Some(urls) = cluster() else { return };
+    let ns = namespace();
+    let a = Arc::new(RedisLog::open(&urls, &ns, ShardId(3)).await.unwrap());
+    let b = Arc::new(RedisLog::open(&urls, &ns, ShardId(3)).await.unwrap());
+    // A reader waiting before anything is appended gets the first batch when it comes.
+    let reader = {
+        let a = a.clone();
+        tokio::spawn(async move { a.read(0, 10).await.unwrap() })
+    };
+    // Two gateways append concurrently.
+    let tasks: Vec<_> = (0..20u64)
+        .map(|i| {
+            let log = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move {
+                log.append(vec![place(2 * i), place(2 * i + 1)])
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut appended = Vec::new();
+    for t in tasks {
+        let entries = t.await.unwrap();
+        assert_eq!(
+            entries[1].0,
+            entries[0].0 + 1,
+            "a batch takes consecutive offsets"
+        );
+        appended.extend(entries);
+    }
+    appended.sort_by_key(|e| e.0);
+    assert_eq!(
+        appended.iter().map(|e| e.0).collect::<Vec<_>>(),
+        (1..=40).collect::<Vec<_>>()
+    );
+    for (offset, rec) in &appended {
+        let Command::Place(o) = rec.cmd else { panic!() };
+        assert_eq!(
+            o.order_id,
+            OrderId::compose(SymbolId(0), *offset),
+            "ids come from offsets"
+        );
+    }
+    assert!(!reader.await.unwrap().is_empty());
+
+    // Every reader sees the same records, in offset order, with the same ids.
+    let mut read = Vec::new();
+    while read.len() < 40 {
+        read.extend(b.read(read.len() as u64, 7).await.unwrap());
+    }
+    assert_eq!(read, appended);
+
+    // A new connection (a restarted shard) knows where the log ends.
+    let c = RedisLog::open(&urls, &ns, ShardId(3)).await.unwrap();
+    assert_eq!(c.last_offset(), 40);
+    // Acknowledged records are let go; the rest stay readable; offsets go on from 41.
+    c.ack(30).await.unwrap();
+    let rest = c.read(0, 100).await.unwrap();
+    assert_eq!(rest.first().map(|e| e.0), Some(31));
+    assert_eq!(c.append(vec![place(99)]).await.unwrap()[0].0, 41);
+    // Another shard's log is separate.
+    let other = RedisLog::open(&urls, &ns, ShardId(4)).await.unwrap();
+    assert_eq!(other.append(vec![place(0)]).await.unwrap()[0].0, 1);
+    // Closing wakes readers at the end of the log with an empty batch.
+    c.close();
+    assert!(c.read(41, 10).await.unwrap().is_empty());
+}
+
+#[derive(Default)]
+struct Collect(Mutex<Vec<Outcome>>);
+
+impl EventSink for Collect {
+    fn publish(&self, _shard: ShardId, outcomes: Vec<Outcome>) {
+        self.0.lock().extend(outcomes);
+    }
+}
+
+async fn run(
+    log: Arc<dyn CommandLog>,
+    dir: &std::path::Path,
+    records: Vec<LogRecord>,
+) -> Vec<Outcome> {
+    let sink = Arc::new(Collect::default());
+    let (shard, _) = Shard::recover(
+        ShardConfig {
+            shard: ShardId(0),
+            shards: 1,
+            snapshot_every: 50,
+            batch: 16,
+            retain_finished: 1_000,
+        },
+        &SymbolTable::default_symbols(),
+        log.clone(),
+        sink.clone(),
+        SnapshotStore::open(&dir.join("snapshots")).unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+    let task = tokio::spawn(shard.run());
+    for chunk in records.chunks(10) {
+        log.append(chunk.to_vec()).await.unwrap();
+    }
+    log.close();
+    task.await.unwrap().unwrap();
+    sink.0.lock().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shard_runs_the_same_over_redis_as_over_its_journal() {
+    let Some(urls) = cluster() else { return };
+    let records: Vec<LogRecord> = (0..200).map(place).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) =
+        Journal::<LogRecord>::open(&dir.path().join("journal"), JournalConfig::default()).unwrap();
+    let embedded = run(Arc::new(journal), &dir.path().join("a"), records.clone()).await;
+    let redis = RedisLog::open(&urls, &namespace(), ShardId(0))
+        .await
+        .unwrap();
+    let clustered = run(Arc::new(redis), &dir.path().join("b"), records).await;
+    assert_eq!(clustered.len(), 200);
+    assert!(
+        clustered.iter().any(|o| !o.fills.is_empty()),
+        "the orders trade"
+    );
+    assert_eq!(clustered, embedded, "the same outcomes, byte for byte");
+}
