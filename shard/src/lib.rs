@@ -11,6 +11,7 @@
 //!
 //! # Layout
 //! - [`log`]: the `CommandLog` trait and `LogRecord`.
+//! - [`redis_bus`]: outcomes to gateways over sharded Pub/Sub.
 //! - [`redis_log`]: the cluster log: a Redis Stream per shard with dense offsets.
 //! - [`journal`]: the embedded log: an append-only file with CRC-framed records and group commit.
 //! - [`state`]: `ShardState::apply`, pure and deterministic; snapshot and restore.
@@ -28,6 +29,7 @@ pub mod journal;
 pub mod log;
 pub mod market;
 pub mod orders;
+pub mod redis_bus;
 pub mod redis_log;
 pub mod runtime;
 pub mod sink;

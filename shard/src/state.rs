@@ -18,7 +18,7 @@ pub const FILLS_PER_ACCOUNT: usize = 1_000;
 use serde::{Deserialize, Serialize};
 
 /// What applying one log record came to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     pub offset: u64,
     pub ts: Timestamp,
@@ -33,7 +33,7 @@ pub struct Outcome {
 }
 
 /// The result of one command.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommandResult {
     /// The engine ran the command: its events, and the records of the orders it acted on (the
     /// order placed, cancelled or amended; every order a cancel-all cancelled).

@@ -194,3 +194,61 @@ async fn the_shard_runs_the_same_over_redis_as_over_its_journal() {
     );
     assert_eq!(clustered, embedded, "the same outcomes, byte for byte");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_reach_a_subscribed_gateway_over_sharded_pubsub() {
+    let Some(urls) = cluster() else { return };
+    let ns = namespace();
+    let records: Vec<LogRecord> = (0..100).map(place).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) =
+        Journal::<LogRecord>::open(&dir.path().join("journal"), JournalConfig::default()).unwrap();
+    let expected = run(Arc::new(journal), &dir.path().join("a"), records.clone()).await;
+
+    // The gateway subscribes first; then the shard runs over the cluster log and bus.
+    let mut outcomes = exchange_shard::redis_bus::subscribe_outcomes(&urls, &ns, &[ShardId(0)])
+        .await
+        .unwrap();
+    let log: Arc<dyn CommandLog> = Arc::new(RedisLog::open(&urls, &ns, ShardId(0)).await.unwrap());
+    let sink = Arc::new(
+        exchange_shard::redis_bus::RedisSink::connect(&urls, &ns)
+            .await
+            .unwrap(),
+    );
+    let (shard, _) = Shard::recover(
+        ShardConfig {
+            shard: ShardId(0),
+            shards: 1,
+            snapshot_every: 50,
+            batch: 16,
+            retain_finished: 1_000,
+        },
+        &SymbolTable::default_symbols(),
+        log.clone(),
+        sink,
+        SnapshotStore::open(&dir.path().join("b")).unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+    let task = tokio::spawn(shard.run());
+    for chunk in records.chunks(10) {
+        log.append(chunk.to_vec()).await.unwrap();
+    }
+    let mut received = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while received.len() < 100 {
+        let (shard, batch) = tokio::time::timeout_at(deadline, outcomes.recv())
+            .await
+            .expect("every outcome arrives in time")
+            .unwrap();
+        assert_eq!(shard, ShardId(0));
+        received.extend(batch);
+    }
+    log.close();
+    task.await.unwrap().unwrap();
+    assert_eq!(
+        received, expected,
+        "the gateway gets every outcome, in log order"
+    );
+}
