@@ -24,17 +24,21 @@ use crate::{BalanceRow, Counts, Posted, SettleBatch, SettleStore, StoreError, Wr
 use async_trait::async_trait;
 use exchange_core::Side;
 use exchange_core::stream::{LedgerEvent, OrderEvent, TradeEvent};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use mongodb::bson::{Bson, DateTime, Decimal128, Document, doc};
 use mongodb::error::ErrorKind;
 use mongodb::options::{IndexOptions, UpdateModifications};
 use mongodb::{Client, Collection, Database, IndexModel};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
+use std::future::IntoFuture;
 use std::str::FromStr;
 
 /// Duplicate key.
 const DUPLICATE: i32 = 11000;
+
+/// Updates in flight at once.
+const CONCURRENCY: usize = 32;
 
 /// A decimal as BSON `Decimal128`.
 pub fn dec(d: Decimal) -> Bson {
@@ -332,15 +336,23 @@ impl SettleStore for MongoStore {
                 .await?,
             ..Written::default()
         };
+        // Each order and each balance appears once per batch, so their updates are independent:
+        // they go out concurrently (a collection-level bulk update needs MongoDB 8's
+        // client-wide bulkWrite; this works on every deployment).
+        let orders = self.coll("orders");
+        let mut updates = Vec::with_capacity(batch.orders.len());
         for o in &batch.orders {
             let (filter, update) = order_update(o);
-            let r = self
-                .coll("orders")
-                .update_one(filter, update)
-                .upsert(true)
-                .await?;
-            written.orders += r.modified_count + u64::from(r.upserted_id.is_some());
+            updates.push(orders.update_one(filter, update).upsert(true).into_future());
         }
+        let results: Vec<_> = futures_util::stream::iter(updates)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        written.orders = results
+            .iter()
+            .map(|r| r.modified_count + u64::from(r.upserted_id.is_some()))
+            .sum();
         let mut per_balance: BTreeMap<(u64, String, String), Vec<(i64, Decimal)>> = BTreeMap::new();
         for p in &batch.ledger {
             per_balance
@@ -348,13 +360,24 @@ impl SettleStore for MongoStore {
                 .or_default()
                 .push((p.pos, p.entry.amount));
         }
+        // One update per balance and source: entries of two sources for one balance would race
+        // on the same document, which is still right (each update is atomic and adds only the
+        // entries its source has not added), just not faster.
+        let balances = self.coll("balances");
+        let mut updates = Vec::with_capacity(per_balance.len());
         for ((account, asset, source), entries) in per_balance {
             let (filter, update) = balance_update(account, &asset, &source, &entries);
-            self.coll("balances")
-                .update_one(filter, update)
-                .upsert(true)
-                .await?;
+            updates.push(
+                balances
+                    .update_one(filter, update)
+                    .upsert(true)
+                    .into_future(),
+            );
         }
+        let _: Vec<_> = futures_util::stream::iter(updates)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
         Ok(written)
     }
 
