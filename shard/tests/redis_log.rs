@@ -3,6 +3,9 @@
 //! blocking reads, trimming, reopening, and the shard runtime over it giving exactly the
 //! outcomes it gives over the embedded journal.
 
+mod common;
+
+use common::place;
 use exchange_core::*;
 use exchange_shard::*;
 use parking_lot::Mutex;
@@ -33,38 +36,6 @@ fn namespace() -> String {
     )
 }
 
-fn place(i: u64) -> LogRecord {
-    let order = NewOrder {
-        symbol: SymbolId(0),
-        order_id: OrderId(0),
-        account: AccountId(1 + i % 3),
-        client_order_id: None,
-        side: if i.is_multiple_of(2) {
-            Side::Buy
-        } else {
-            Side::Sell
-        },
-        order_type: OrderType::Limit {
-            price: Price(6_500_000 + (i * 37) % 200 - 100),
-            qty: Qty(1_000 + (i * 13) % 5_000),
-            tif: TimeInForce::Gtc,
-            post_only: false,
-        },
-        stp: StpMode::None,
-    };
-    let hold = SymbolTable::default_symbols()
-        .get(SymbolId(0))
-        .unwrap()
-        .funding
-        .order_hold(&order)
-        .unwrap();
-    LogRecord {
-        ts: Timestamp(1_700_000_000_000_000_000 + i),
-        cmd: Command::Place(order),
-        hold,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appenders_share_one_dense_ordered_log() {
     let Some(urls) = cluster() else { return };
@@ -81,7 +52,7 @@ async fn appenders_share_one_dense_ordered_log() {
         .map(|i| {
             let log = if i % 2 == 0 { a.clone() } else { b.clone() };
             tokio::spawn(async move {
-                log.append(vec![place(2 * i), place(2 * i + 1)])
+                log.append(vec![place(2 * i, None), place(2 * i + 1, None)])
                     .await
                     .unwrap()
             })
@@ -126,10 +97,10 @@ async fn appenders_share_one_dense_ordered_log() {
     c.ack(30).await.unwrap();
     let rest = c.read(0, 100).await.unwrap();
     assert_eq!(rest.first().map(|e| e.0), Some(31));
-    assert_eq!(c.append(vec![place(99)]).await.unwrap()[0].0, 41);
+    assert_eq!(c.append(vec![place(99, None)]).await.unwrap()[0].0, 41);
     // Another shard's log is separate.
     let other = RedisLog::open(&urls, &ns, ShardId(4)).await.unwrap();
-    assert_eq!(other.append(vec![place(0)]).await.unwrap()[0].0, 1);
+    assert_eq!(other.append(vec![place(0, None)]).await.unwrap()[0].0, 1);
     // Closing wakes readers at the end of the log with an empty batch.
     c.close();
     assert!(c.read(41, 10).await.unwrap().is_empty());
@@ -144,12 +115,12 @@ impl EventSink for Collect {
     }
 }
 
-async fn run(
+/// Recovers a one-shard exchange over `log` and `sink` and runs it.
+async fn spawn_shard(
     log: Arc<dyn CommandLog>,
-    dir: &std::path::Path,
-    records: Vec<LogRecord>,
-) -> Vec<Outcome> {
-    let sink = Arc::new(Collect::default());
+    sink: Arc<dyn EventSink>,
+    snapshots: &std::path::Path,
+) -> tokio::task::JoinHandle<Result<(), ShardError>> {
     let (shard, _) = Shard::recover(
         ShardConfig {
             shard: ShardId(0),
@@ -159,14 +130,23 @@ async fn run(
             retain_finished: 1_000,
         },
         &SymbolTable::default_symbols(),
-        log.clone(),
-        sink.clone(),
-        SnapshotStore::open(&dir.join("snapshots")).unwrap(),
+        log,
+        sink,
+        SnapshotStore::open(snapshots).unwrap(),
         None,
     )
     .await
     .unwrap();
-    let task = tokio::spawn(shard.run());
+    tokio::spawn(shard.run())
+}
+
+async fn run(
+    log: Arc<dyn CommandLog>,
+    dir: &std::path::Path,
+    records: Vec<LogRecord>,
+) -> Vec<Outcome> {
+    let sink = Arc::new(Collect::default());
+    let task = spawn_shard(log.clone(), sink.clone(), &dir.join("snapshots")).await;
     for chunk in records.chunks(10) {
         log.append(chunk.to_vec()).await.unwrap();
     }
@@ -178,7 +158,7 @@ async fn run(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shard_runs_the_same_over_redis_as_over_its_journal() {
     let Some(urls) = cluster() else { return };
-    let records: Vec<LogRecord> = (0..200).map(place).collect();
+    let records: Vec<LogRecord> = (0..200).map(|i| place(i, None)).collect();
     let dir = tempfile::tempdir().unwrap();
     let (journal, _) =
         Journal::<LogRecord>::open(&dir.path().join("journal"), JournalConfig::default()).unwrap();
@@ -199,7 +179,7 @@ async fn the_shard_runs_the_same_over_redis_as_over_its_journal() {
 async fn outcomes_reach_a_subscribed_gateway_over_sharded_pubsub() {
     let Some(urls) = cluster() else { return };
     let ns = namespace();
-    let records: Vec<LogRecord> = (0..100).map(place).collect();
+    let records: Vec<LogRecord> = (0..100).map(|i| place(i, None)).collect();
     let dir = tempfile::tempdir().unwrap();
     let (journal, _) =
         Journal::<LogRecord>::open(&dir.path().join("journal"), JournalConfig::default()).unwrap();
@@ -215,23 +195,7 @@ async fn outcomes_reach_a_subscribed_gateway_over_sharded_pubsub() {
             .await
             .unwrap(),
     );
-    let (shard, _) = Shard::recover(
-        ShardConfig {
-            shard: ShardId(0),
-            shards: 1,
-            snapshot_every: 50,
-            batch: 16,
-            retain_finished: 1_000,
-        },
-        &SymbolTable::default_symbols(),
-        log.clone(),
-        sink,
-        SnapshotStore::open(&dir.path().join("b")).unwrap(),
-        None,
-    )
-    .await
-    .unwrap();
-    let task = tokio::spawn(shard.run());
+    let task = spawn_shard(log.clone(), sink, &dir.path().join("b")).await;
     for chunk in records.chunks(10) {
         log.append(chunk.to_vec()).await.unwrap();
     }

@@ -1,6 +1,9 @@
 //! The shard runtime: outcomes in log order, client-order-id idempotency, and recovery from
 //! snapshot + journal that reproduces exactly the state of a run that never stopped.
 
+mod common;
+
+use common::place;
 use exchange_core::*;
 use exchange_shard::*;
 use parking_lot::Mutex;
@@ -22,39 +25,6 @@ fn config(snapshot_every: u64) -> ShardConfig {
         snapshot_every,
         batch: 64,
         retain_finished: 1_000,
-    }
-}
-
-fn place(i: u64, client: Option<&str>) -> LogRecord {
-    let side = if i.is_multiple_of(2) {
-        Side::Buy
-    } else {
-        Side::Sell
-    };
-    let order = NewOrder {
-        symbol: SymbolId(0),
-        order_id: OrderId(0),
-        account: AccountId(1 + i % 5),
-        client_order_id: client.map(|c| ClientOrderId::new(c).unwrap()),
-        side,
-        order_type: OrderType::Limit {
-            price: Price(6_500_000 + (i * 37) % 200 - 100),
-            qty: Qty(1_000 + (i * 13) % 5_000),
-            tif: TimeInForce::Gtc,
-            post_only: false,
-        },
-        stp: StpMode::None,
-    };
-    let hold = SymbolTable::default_symbols()
-        .get(SymbolId(0))
-        .unwrap()
-        .funding
-        .order_hold(&order)
-        .unwrap();
-    LogRecord {
-        ts: Timestamp(1_700_000_000_000_000_000 + i * 1_000_000),
-        cmd: Command::Place(order),
-        hold,
     }
 }
 
