@@ -11,6 +11,7 @@
 //!
 //! # Layout
 //! - [`log`]: the `CommandLog` trait and `LogRecord`.
+//! - [`redis_balances`]: live balances on the cluster: the check-and-reserve and applying moves once.
 //! - [`redis_bus`]: outcomes to gateways over sharded Pub/Sub.
 //! - [`redis_log`]: the cluster log: a Redis Stream per shard with dense offsets.
 //! - [`journal`]: the embedded log: an append-only file with CRC-framed records and group commit.
@@ -29,6 +30,7 @@ pub mod journal;
 pub mod log;
 pub mod market;
 pub mod orders;
+pub mod redis_balances;
 pub mod redis_bus;
 pub mod redis_log;
 pub mod runtime;

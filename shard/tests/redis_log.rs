@@ -216,3 +216,105 @@ async fn outcomes_reach_a_subscribed_gateway_over_sharded_pubsub() {
         "the gateway gets every outcome, in log order"
     );
 }
+
+fn credit(account: u64, asset: u16, amount: i128) -> Move {
+    Move {
+        account: AccountId(account),
+        asset: AssetId(asset),
+        available: amount,
+        reserved: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_never_reserve_the_same_balance_twice() {
+    use exchange_shard::redis_balances::{LiveBalance, RedisBalances};
+    let Some(urls) = cluster() else { return };
+    let ns = namespace();
+    let (a, b) = (
+        RedisBalances::connect(&urls, &ns).await.unwrap(),
+        RedisBalances::connect(&urls, &ns).await.unwrap(),
+    );
+    let (acct, usd) = (AccountId(7), AssetId(1));
+    assert_eq!(
+        a.apply("transfers", 1, &[credit(7, 1, 1_000)])
+            .await
+            .unwrap(),
+        1
+    );
+    // Fifty reservations of 30 from two gateways at once: exactly 33 fit in 1,000.
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let g = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { g.reserve(acct, usd, 30).await.unwrap() })
+        })
+        .collect();
+    let mut granted = 0;
+    for t in tasks {
+        granted += usize::from(t.await.unwrap());
+    }
+    assert_eq!(granted, 33);
+    assert_eq!(
+        a.balance(acct, usd).await.unwrap(),
+        LiveBalance {
+            available: 10,
+            reserved: 990
+        }
+    );
+    // A reservation whose command never reached a log is given back.
+    b.release(acct, usd, 30).await.unwrap();
+    assert_eq!(a.balance(acct, usd).await.unwrap().available, 40);
+
+    // A shard's moves apply once per offset, however often they are delivered.
+    let fill = [
+        Move {
+            account: acct,
+            asset: usd,
+            available: 0,
+            reserved: -960,
+        },
+        credit(7, 0, 5),
+        credit(8, 1, 960),
+    ];
+    assert_eq!(a.apply_shard(ShardId(2), 17, &fill).await.unwrap(), 2);
+    assert_eq!(
+        b.apply_shard(ShardId(2), 17, &fill).await.unwrap(),
+        0,
+        "redelivered"
+    );
+    assert_eq!(
+        b.apply_shard(ShardId(2), 16, &fill).await.unwrap(),
+        0,
+        "older"
+    );
+    assert_eq!(
+        a.balance(acct, usd).await.unwrap(),
+        LiveBalance {
+            available: 40,
+            reserved: 0
+        }
+    );
+    assert_eq!(a.balance(acct, AssetId(0)).await.unwrap().available, 5);
+    assert_eq!(a.balance(AccountId(8), usd).await.unwrap().available, 960);
+    // Another shard's offsets are its own.
+    assert_eq!(
+        a.apply_shard(ShardId(3), 17, &[credit(7, 1, 1)])
+            .await
+            .unwrap(),
+        1
+    );
+
+    // Exact beyond 2^53, where Lua numbers are not.
+    // 2^53 + 3 rounds to 2^53 + 4 as a double, which would let 2^53 + 4 be reserved.
+    let big = 9_007_199_254_740_995_i128;
+    a.apply("transfers", 2, &[credit(9, 1, big)]).await.unwrap();
+    assert!(!a.reserve(AccountId(9), usd, big as u64 + 1).await.unwrap());
+    assert!(a.reserve(AccountId(9), usd, big as u64).await.unwrap());
+    assert_eq!(
+        a.balance(AccountId(9), usd).await.unwrap(),
+        LiveBalance {
+            available: 0,
+            reserved: big as i64
+        }
+    );
+}
