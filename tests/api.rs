@@ -522,6 +522,7 @@ async fn symbols_health_metrics_and_openapi() {
         "exchange_match_seconds_per_command",
         "exchange_shard_queue_depth",
         "exchange_journal_commit_seconds",
+        "exchange_worker_lag_records",
     ] {
         assert!(metrics.contains(name), "/metrics lacks {name}");
     }
