@@ -208,25 +208,34 @@ pub fn start_workers(
 
 impl Workers {
     /// Lets the workers drain their sources (the shards' event journals must be closed
-    /// first) and waits for them.
-    pub async fn drain(self) -> anyhow::Result<()> {
+    /// first) and waits for them, for at most `patience`: a worker still retrying an
+    /// unreachable store then stops after its batch in hand, and what it has not settled waits
+    /// in the event journal for the next start.
+    pub async fn drain(mut self, patience: Duration) -> anyhow::Result<()> {
         self.accounts.close();
-        for task in self.tasks {
-            task.await
-                .context("a worker panicked")?
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut stopped = false;
+        for task in &mut self.tasks {
+            let done = if stopped {
+                task.await
+            } else {
+                match tokio::time::timeout_at(deadline, &mut *task).await {
+                    Ok(done) => done,
+                    Err(_) => {
+                        tracing::warn!(
+                            ?patience,
+                            "workers did not drain in time; stopping them (their events wait for the next start)"
+                        );
+                        let _ = self.stop.send(true);
+                        stopped = true;
+                        task.await
+                    }
+                }
+            };
+            done.context("a worker panicked")?
                 .context("a worker failed")?;
         }
-        drop(self.stop);
         Ok(())
-    }
-
-    /// Stops the workers after the batch in hand, without draining.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        self.accounts.close();
-        for task in self.tasks {
-            let _ = task.await;
-        }
     }
 }
 
@@ -291,5 +300,101 @@ impl History for HistoryStore {
                 time: t.time / 1_000_000,
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use exchange_core::stream::{OrderEvent, TradeEvent};
+    use exchange_functions::{BalanceRow, Candle, Counts, SettleBatch, StoreError, Written};
+    use exchange_shard::JournalConfig;
+
+    /// A store that cannot be reached.
+    struct Down;
+
+    fn down<T>() -> Result<T, StoreError> {
+        Err(StoreError::Corrupt("unreachable".into()))
+    }
+
+    #[async_trait]
+    impl SettleStore for Down {
+        async fn prepare(&self) -> Result<(), StoreError> {
+            down()
+        }
+        async fn settle(&self, _: &SettleBatch) -> Result<Written, StoreError> {
+            down()
+        }
+        async fn balances(&self) -> Result<Vec<BalanceRow>, StoreError> {
+            down()
+        }
+        async fn ledger_totals(&self) -> Result<Vec<BalanceRow>, StoreError> {
+            down()
+        }
+        async fn order(&self, _: u64) -> Result<Option<OrderEvent>, StoreError> {
+            down()
+        }
+        async fn counts(&self) -> Result<Counts, StoreError> {
+            down()
+        }
+    }
+
+    #[async_trait]
+    impl RollupStore for Down {
+        async fn prepare(&self) -> Result<(), StoreError> {
+            down()
+        }
+        async fn roll(&self, _: &[TradeEvent]) -> Result<Written, StoreError> {
+            down()
+        }
+        async fn candles(&self, _: &CandleQuery) -> Result<Vec<Candle>, StoreError> {
+            down()
+        }
+        async fn trades(&self, _: &TradeQuery) -> Result<Vec<TradeEvent>, StoreError> {
+            down()
+        }
+    }
+
+    #[tokio::test]
+    async fn shutdown_does_not_wait_forever_for_an_unreachable_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let accounts = Arc::new(EmbeddedAccounts::open(dir.path(), [7; 32]).unwrap());
+        let (journal, _) =
+            EventJournal::open(&dir.path().join("events"), JournalConfig::default()).unwrap();
+        let journal = Arc::new(journal);
+        journal
+            .append(vec![StreamRecord {
+                source: "shard-0".into(),
+                seq: 1,
+                time: 1,
+                events: Vec::new(),
+            }])
+            .await
+            .unwrap();
+        journal.close();
+        let stores = Stores {
+            settle: Arc::new(Down),
+            rollup: Arc::new(Down),
+        };
+        let checkpoints = Arc::new(Checkpoints::open(&dir.path().join("consumers")).unwrap());
+        let workers = start_workers(
+            &stores,
+            &[(ShardId(0), journal)],
+            accounts,
+            Arc::new(SymbolTable::default_symbols()),
+            checkpoints.clone(),
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            workers.drain(Duration::from_millis(300)),
+        )
+        .await
+        .expect("drain gives up on the store")
+        .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        // Nothing was acknowledged: the record waits for the next start.
+        assert_eq!(checkpoints.get("settle", "shard-0").unwrap(), 0);
     }
 }

@@ -40,6 +40,9 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// How long shutdown waits for the settle and rollup workers to catch up.
+const WORKER_DRAIN: Duration = Duration::from_secs(10);
+
 /// Updates each feed channel holds for its slowest receiver (a gateway's per-symbol task).
 const FEED_CAPACITY: usize = 4_096;
 
@@ -274,7 +277,7 @@ pub async fn start(
         tokio::task::spawn_blocking(move || event_journals.iter().for_each(|(_, j)| j.close()))
             .await
             .context("closing the event journals")?;
-        workers.drain().await?;
+        workers.drain(WORKER_DRAIN).await?;
         upkeep.abort();
         tracing::info!("stopped cleanly");
         Ok(())
