@@ -50,8 +50,7 @@ struct Args {
 fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Trade `n` with its order and the ledger of both sides, as a shard writes it.
