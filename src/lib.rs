@@ -148,31 +148,23 @@ pub async fn start(
     let mut journals = Vec::new();
     let mut event_journals = Vec::new();
     let mut matchers = Vec::new();
+    // The command journal and the event journal of each shard write alike.
+    let journal_config = JournalConfig {
+        fsync: config.fsync,
+        segment_bytes: config.journal_segment_mb.max(1) << 20,
+        ..JournalConfig::default()
+    };
     for n in 0..config.shards {
         let id = ShardId(n);
         let dir = config.data_dir.join(format!("shard-{n}"));
-        let (journal, report) = Journal::open(
-            &dir.join("journal.log"),
-            JournalConfig {
-                fsync: config.fsync,
-                segment_bytes: config.journal_segment_mb.max(1) << 20,
-                ..JournalConfig::default()
-            },
-        )
-        .with_context(|| format!("opening the journal of {id}"))?;
+        let (journal, report) = Journal::open(&dir.join("journal.log"), journal_config)
+            .with_context(|| format!("opening the journal of {id}"))?;
         if let Some(reason) = &report.reason {
             tracing::warn!(shard = %id, truncated_bytes = report.truncated_bytes, %reason, "recovered from a torn journal tail");
         }
         let journal: Arc<Journal> = Arc::new(journal);
-        let (events, _) = EventJournal::open(
-            &dir.join("events"),
-            JournalConfig {
-                fsync: config.fsync,
-                segment_bytes: config.journal_segment_mb.max(1) << 20,
-                ..JournalConfig::default()
-            },
-        )
-        .with_context(|| format!("opening the event journal of {id}"))?;
+        let (events, _) = EventJournal::open(&dir.join("events"), journal_config)
+            .with_context(|| format!("opening the event journal of {id}"))?;
         let events = Arc::new(events);
         let snapshots = SnapshotStore::open(&dir.join("snapshots"))
             .with_context(|| format!("opening the snapshots of {id}"))?;
