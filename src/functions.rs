@@ -247,11 +247,9 @@ impl History for HistoryStore {
     async fn candles(
         &self,
         symbol: &str,
-        interval: &str,
+        interval: Interval,
         range: Range,
     ) -> Result<Vec<CandleResponse>, String> {
-        let interval =
-            Interval::parse(interval).ok_or_else(|| format!("no interval {interval}"))?;
         let candles = self
             .0
             .candles(&CandleQuery {

@@ -11,6 +11,7 @@
 //! - [`symbol`]: symbols and their trading rules, loaded from `config/symbols.toml`.
 //! - [`command`] and [`event`]: the closed enums going into and coming out of the engine.
 //! - [`funds`]: assets, balances' units, order holds, fill legs and fees.
+//! - [`interval`]: candle intervals (`1m` ... `1d`) and their buckets.
 //! - [`book`]: one symbol's order book and the price-time-priority matching.
 //! - [`engine`]: the books a shard owns, the one dispatcher, snapshot and restore.
 //! - [`codes`]: the exchange-wide numbering of errors and reject reasons.
@@ -24,6 +25,7 @@ pub mod command;
 pub mod engine;
 pub mod event;
 pub mod funds;
+pub mod interval;
 pub mod num;
 pub mod routing;
 pub mod stream;
@@ -42,6 +44,7 @@ pub use event::{
     CancelReason, Event, EventKind, LevelUpdate, OrderStatus, OrderUpdate, RejectReason, Trade,
 };
 pub use funds::{Asset, AssetId, Assets, FillLeg, Funding, Hold, HoldError};
+pub use interval::Interval;
 pub use num::{Notional, NumError, Price, Qty};
 pub use routing::{ShardId, shard_for};
 pub use symbol::{Limits, SymbolSpec, SymbolTable};

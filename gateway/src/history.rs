@@ -3,6 +3,7 @@
 
 use crate::dto::{CandleResponse, TradeResponse};
 use async_trait::async_trait;
+use exchange_core::Interval;
 
 /// Which rows to read: times in milliseconds since the epoch, inclusive. Without `start`, the
 /// newest `limit` up to `end`; with it, the first `limit` from it. Rows come oldest first.
@@ -16,11 +17,11 @@ pub struct Range {
 /// Where the history endpoints read.
 #[async_trait]
 pub trait History: Send + Sync + 'static {
-    /// Candles of `symbol` for `interval` (`1m`, `5m`, `15m`, `1h`, `4h`, `1d`).
+    /// Candles of `symbol` for `interval`.
     async fn candles(
         &self,
         symbol: &str,
-        interval: &str,
+        interval: Interval,
         range: Range,
     ) -> Result<Vec<CandleResponse>, String>;
 

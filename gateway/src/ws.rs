@@ -36,7 +36,7 @@ use crate::{AppState, now};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use exchange_core::{ErrorCode, SymbolId, SymbolSpec};
+use exchange_core::{ErrorCode, Interval, SymbolId, SymbolSpec};
 use futures_util::SinkExt;
 use parking_lot::Mutex;
 use serde::Deserialize;
@@ -46,16 +46,6 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::task::JoinHandle;
-
-/// Candle intervals and their length in minutes.
-pub const INTERVALS: [(&str, u64); 6] = [
-    ("1m", 1),
-    ("5m", 5),
-    ("15m", 15),
-    ("1h", 60),
-    ("4h", 240),
-    ("1d", 1440),
-];
 
 /// Close codes.
 pub const CLOSE_SLOW_TRADES: u16 = 4001;
@@ -234,7 +224,8 @@ async fn ticker_frame(app: &AppState, spec: &SymbolSpec) -> Option<Frame> {
 }
 
 async fn candle_frame(app: &AppState, spec: &SymbolSpec, interval: usize) -> Option<Frame> {
-    let (label, minutes) = INTERVALS[interval];
+    let i = Interval::ALL[interval];
+    let (label, minutes) = (i.name(), i.minutes());
     let (start, c) = app.exchange.candle(spec.id, minutes, now()).await?;
     let price = |p| (c.trades > 0).then(|| spec.price_to_decimal(p).to_string());
     Some(Frame::Candle {
@@ -287,7 +278,7 @@ async fn run_topic(
                 if let Some(f) = ticker_frame(&app, &spec).await {
                     let _ = tx.send(Arc::new(f));
                 }
-                for i in 0..INTERVALS.len() {
+                for i in 0..Interval::ALL.len() {
                     if let Some(f) = candle_frame(&app, &spec, i).await {
                         let _ = tx.send(Arc::new(f));
                     }
@@ -303,7 +294,7 @@ struct Wants {
     book: bool,
     trades: bool,
     ticker: bool,
-    /// Bit i: candles of `INTERVALS[i]`.
+    /// Bit i: candles of `Interval::ALL[i]`.
     candles: u8,
 }
 
@@ -352,9 +343,9 @@ fn parse_channel(app: &AppState, s: &str) -> Result<Channel, String> {
             let (sym, interval) = rest
                 .rsplit_once('.')
                 .ok_or_else(|| format!("channel {s:?} needs an interval: candles.SYMBOL.1m"))?;
-            let i = INTERVALS
+            let i = Interval::ALL
                 .iter()
-                .position(|(l, _)| *l == interval)
+                .position(|i| i.name() == interval)
                 .ok_or_else(|| {
                     format!("unknown interval in channel {s:?}: 1m, 5m, 15m, 1h, 4h or 1d")
                 })?;

@@ -5,13 +5,13 @@ use crate::dto::{
     TradeResponse, depth_response, millis, ticker_response, trade_response,
 };
 use crate::error::{ApiError, ErrorBody};
-use crate::history::Range;
-use crate::ws::INTERVALS;
+use crate::history::{History, Range};
 use crate::{AppState, now, validate};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use exchange_core::{ErrorCode, SymbolSpec};
+use exchange_core::{ErrorCode, Interval, SymbolSpec};
+use std::sync::Arc;
 
 fn listed<'a>(app: &'a AppState, symbol: &str) -> Result<&'a SymbolSpec, ApiError> {
     validate::symbol(app.exchange.symbols(), symbol)
@@ -151,6 +151,13 @@ fn history_unavailable(why: String) -> ApiError {
     )
 }
 
+/// The history store, or 503 when the exchange has none.
+fn history(app: &AppState) -> Result<&Arc<dyn History>, ApiError> {
+    app.history
+        .as_ref()
+        .ok_or_else(|| history_unavailable("no history store is configured".into()))
+}
+
 /// A symbol's OHLCV candles from the history store, oldest first, with the current candle
 /// (as the matcher has it, up to the last trade) in place of the stored one.
 #[utoipa::path(get, path = "/market-data/{symbol}/candles", tag = "market data",
@@ -174,24 +181,18 @@ pub async fn candles(
             "is required: 1m, 5m, 15m, 1h, 4h or 1d",
         )
     })?;
-    let (label, minutes) = INTERVALS
-        .iter()
-        .copied()
-        .find(|(l, _)| *l == interval)
-        .ok_or_else(|| {
-            ApiError::field(
-                ErrorCode::InvalidField,
-                "interval",
-                "must be one of 1m, 5m, 15m, 1h, 4h, 1d",
-            )
-        })?;
+    let interval = Interval::parse(interval).ok_or_else(|| {
+        ApiError::field(
+            ErrorCode::InvalidField,
+            "interval",
+            "must be one of 1m, 5m, 15m, 1h, 4h, 1d",
+        )
+    })?;
+    let minutes = interval.minutes();
     let range = range(&q.start, &q.end, &q.limit)?;
-    let history = app
-        .history
-        .as_ref()
-        .ok_or_else(|| history_unavailable("no history store is configured".into()))?;
+    let history = history(&app)?;
     let mut out = history
-        .candles(&spec.name, label, range.clone())
+        .candles(&spec.name, interval, range.clone())
         .await
         .map_err(history_unavailable)?;
     // The store lags the matcher by a batch; the current bucket comes from the matcher.
@@ -250,10 +251,7 @@ pub async fn trade_history(
 ) -> Result<Json<Vec<TradeResponse>>, ApiError> {
     let spec = listed(&app, &symbol)?;
     let range = range(&q.start, &q.end, &q.limit)?;
-    let history = app
-        .history
-        .as_ref()
-        .ok_or_else(|| history_unavailable("no history store is configured".into()))?;
+    let history = history(&app)?;
     Ok(Json(
         history
             .trades(&spec.name, range)
