@@ -118,7 +118,7 @@ pub struct DepthView {
 }
 
 /// Which of an account's orders a query wants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StatusFilter {
     Any,
     /// New or partially filled.
@@ -129,7 +129,7 @@ pub enum StatusFilter {
 }
 
 /// An order status without the cancel reason, for filtering.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StatusKind {
     New,
     PartiallyFilled,
@@ -189,7 +189,7 @@ pub struct Fill {
 }
 
 /// An account's fills and balance changes on one shard, read together.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountFunds {
     /// Per asset, the shard's change to the account's balance.
     pub deltas: Vec<(AssetId, Delta)>,

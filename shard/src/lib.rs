@@ -14,6 +14,8 @@
 //! - [`redis_balances`]: live balances on the cluster: the check-and-reserve and applying moves once.
 //! - [`redis_bus`]: outcomes to gateways over sharded Pub/Sub.
 //! - [`redis_log`]: the cluster log: a Redis Stream per shard with dense offsets.
+//! - [`query`]: the reads of a shard's state a gateway asks for; [`redis_query`] carries them
+//!   between processes.
 //! - [`journal`]: the embedded log: an append-only file with CRC-framed records and group commit.
 //! - [`state`]: `ShardState::apply`, pure and deterministic; snapshot and restore.
 //! - [`frame`]: CRC-framed records for append-only files.
@@ -30,9 +32,11 @@ pub mod journal;
 pub mod log;
 pub mod market;
 pub mod orders;
+pub mod query;
 pub mod redis_balances;
 pub mod redis_bus;
 pub mod redis_log;
+pub mod redis_query;
 pub mod runtime;
 pub mod sink;
 pub mod snapshot;

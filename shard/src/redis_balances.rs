@@ -40,24 +40,41 @@ redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':available', ARGV[2])
 return 1
 ";
 
-/// Applies one source's moves for one account, once: ARGV = source, position, then
-/// (asset, available delta, reserved delta) triples.
+/// Applies one source's moves for one account, each position once: ARGV = source, then per
+/// position in increasing order: position, n, and n (asset, available delta, reserved delta)
+/// triples. Positions at or below the last one applied are skipped.
 const APPLY: &str = r"
 local last = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-if last >= tonumber(ARGV[2]) then
-    return 0
-end
-for i = 3, #ARGV, 3 do
-    if ARGV[i + 1] ~= '0' then
-        redis.call('HINCRBY', KEYS[1], ARGV[i] .. ':available', ARGV[i + 1])
+local newest = last
+local i = 2
+while i <= #ARGV do
+    local position = tonumber(ARGV[i])
+    local n = tonumber(ARGV[i + 1])
+    i = i + 2
+    if position > newest then
+        for k = i, i + 3 * (n - 1), 3 do
+            if ARGV[k + 1] ~= '0' then
+                redis.call('HINCRBY', KEYS[1], ARGV[k] .. ':available', ARGV[k + 1])
+            end
+            if ARGV[k + 2] ~= '0' then
+                redis.call('HINCRBY', KEYS[1], ARGV[k] .. ':reserved', ARGV[k + 2])
+            end
+        end
+        newest = position
     end
-    if ARGV[i + 2] ~= '0' then
-        redis.call('HINCRBY', KEYS[1], ARGV[i] .. ':reserved', ARGV[i + 2])
-    end
+    i = i + 3 * n
 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-return 1
+if newest > last then
+    redis.call('HSET', KEYS[2], ARGV[1], newest)
+    return 1
+end
+return 0
 ";
+
+/// The source name of shard `shard`'s moves.
+pub fn shard_source(shard: ShardId) -> String {
+    format!("shard-{}", shard.0)
+}
 
 /// An account's live balance of one asset, in units.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -145,30 +162,51 @@ impl RedisBalances {
         offset: u64,
         moves: &[Move],
     ) -> RedisResult<usize> {
-        self.apply(&format!("shard-{}", shard.0), offset, moves)
-            .await
+        self.apply(&shard_source(shard), offset, moves).await
     }
 
     /// Applies `source`'s moves at `position` (increasing per source: a command's offset, a
     /// transfer's number), once per account. Returns how many accounts took them (0 when every
     /// one had applied them before).
     pub async fn apply(&self, source: &str, position: u64, moves: &[Move]) -> RedisResult<usize> {
-        let mut by_account: BTreeMap<AccountId, Vec<&Move>> = BTreeMap::new();
-        for m in moves {
-            by_account.entry(m.account).or_default().push(m);
-        }
-        let mut applied = 0;
-        for (account, moves) in by_account {
-            let (balances, marks) = self.keys(account);
-            let mut call = self.apply.key(balances);
-            call.key(marks).arg(source).arg(position);
+        self.apply_batch(source, &[(position, moves)]).await
+    }
+
+    /// Applies `source`'s moves at each position of `batch` (in increasing order), each position
+    /// once per account: one script per account, the accounts' scripts sent at once. Returns how
+    /// many accounts took some of them.
+    pub async fn apply_batch(&self, source: &str, batch: &[(u64, &[Move])]) -> RedisResult<usize> {
+        let mut by_account: BTreeMap<AccountId, Vec<(u64, Vec<&Move>)>> = BTreeMap::new();
+        for &(position, moves) in batch {
             for m in moves {
-                call.arg(m.asset.0)
-                    .arg(m.available.to_string())
-                    .arg(m.reserved.to_string());
+                let positions = by_account.entry(m.account).or_default();
+                match positions.last_mut() {
+                    Some((p, ms)) if *p == position => ms.push(m),
+                    _ => positions.push((position, vec![m])),
+                }
             }
-            let done: i64 = call.invoke_async(&mut self.conn.clone()).await?;
-            applied += done as usize;
+        }
+        let calls: Vec<_> = by_account
+            .into_iter()
+            .map(|(account, positions)| {
+                let (balances, marks) = self.keys(account);
+                let mut call = self.apply.key(balances);
+                call.key(marks).arg(source);
+                for (position, moves) in positions {
+                    call.arg(position).arg(moves.len());
+                    for m in moves {
+                        call.arg(m.asset.0)
+                            .arg(m.available.to_string())
+                            .arg(m.reserved.to_string());
+                    }
+                }
+                let mut conn = self.conn.clone();
+                async move { call.invoke_async::<i64>(&mut conn).await }
+            })
+            .collect();
+        let mut applied = 0;
+        for done in futures_util::future::join_all(calls).await {
+            applied += done? as usize;
         }
         Ok(applied)
     }

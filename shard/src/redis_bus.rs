@@ -7,12 +7,15 @@
 //! never commands (those go through the log). A gateway that misses an outcome (disconnected at
 //! that moment) times its request out, and the order, which is in the log, can be read back.
 
+use crate::funds::Move;
+use crate::redis_balances::{RedisBalances, shard_source};
 use crate::redis_log::shard_tag;
 use crate::sink::EventSink;
 use crate::state::Outcome;
 use exchange_core::ShardId;
 use redis::cluster::ClusterClient;
 use redis::{AsyncCommands, ProtocolVersion, PushInfo, PushKind, Value};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// The channel shard `shard` publishes its outcomes on.
@@ -20,24 +23,62 @@ pub fn outcomes_channel(namespace: &str, shard: ShardId) -> String {
     format!("{}:outcomes", shard_tag(namespace, shard))
 }
 
-/// An [`EventSink`] that publishes every batch of outcomes with `SPUBLISH`, from a task of its
-/// own so the shard never waits on the network.
-pub struct RedisSink {
-    batches: mpsc::UnboundedSender<(ShardId, Vec<Outcome>)>,
+/// What the sink's task does with one batch.
+struct Batch {
+    shard: ShardId,
+    outcomes: Vec<Outcome>,
+    /// False for outcomes replayed at recovery: their moves are applied (once), but they were
+    /// answered before the restart.
+    publish: bool,
 }
 
+/// An [`EventSink`] for a shard in a cluster. From a task of its own (the shard never waits on
+/// the network), in log order: applies each batch's balance moves to the live balances (once
+/// per account and offset, retrying while Redis fails, so none is lost), then publishes the
+/// outcomes with `SPUBLISH`, so a gateway that answers a client has the balances current.
+pub struct RedisSink {
+    batches: mpsc::UnboundedSender<Batch>,
+}
+
+/// How long the sink waits before retrying a batch whose moves Redis did not take.
+const RETRY: Duration = Duration::from_millis(200);
+
 impl RedisSink {
-    /// Connects to the cluster at `urls`; outcomes go to the channels under `namespace`.
-    pub async fn connect(urls: &[String], namespace: &str) -> redis::RedisResult<Self> {
+    /// Connects to the cluster at `urls`; outcomes go to the channels under `namespace`, and
+    /// their moves to `balances` when given.
+    pub async fn connect(
+        urls: &[String],
+        namespace: &str,
+        balances: Option<RedisBalances>,
+    ) -> redis::RedisResult<Self> {
         let client = ClusterClient::builder(urls.to_vec())
             .use_protocol(ProtocolVersion::RESP3)
             .build()?;
         let mut conn = client.get_async_connection().await?;
-        let (batches, mut rx) = mpsc::unbounded_channel::<(ShardId, Vec<Outcome>)>();
+        let (batches, mut rx) = mpsc::unbounded_channel::<Batch>();
         let namespace = namespace.to_owned();
         tokio::spawn(async move {
-            while let Some((shard, outcomes)) = rx.recv().await {
-                let payload = postcard::to_stdvec(&outcomes).expect("outcomes always serialise");
+            while let Some(batch) = rx.recv().await {
+                let shard = batch.shard;
+                if let Some(balances) = &balances {
+                    let source = shard_source(shard);
+                    let moves: Vec<(u64, &[Move])> = batch
+                        .outcomes
+                        .iter()
+                        .filter(|o| !o.moves.is_empty())
+                        .map(|o| (o.offset, o.moves.as_slice()))
+                        .collect();
+                    while let Err(e) = balances.apply_batch(&source, &moves).await {
+                        metrics::counter!("exchange_balance_apply_failures_total").increment(1);
+                        tracing::warn!(%shard, error = %e, "could not apply balance moves; retrying");
+                        tokio::time::sleep(RETRY).await;
+                    }
+                }
+                if !batch.publish {
+                    continue;
+                }
+                let payload =
+                    postcard::to_stdvec(&batch.outcomes).expect("outcomes always serialise");
                 let channel = outcomes_channel(&namespace, shard);
                 if let Err(e) = conn.spublish::<_, _, usize>(&channel, payload).await {
                     metrics::counter!("exchange_outcome_publish_failures_total").increment(1);
@@ -52,30 +93,45 @@ impl RedisSink {
 impl EventSink for RedisSink {
     fn publish(&self, shard: ShardId, outcomes: Vec<Outcome>) {
         if !outcomes.is_empty() {
-            let _ = self.batches.send((shard, outcomes));
+            let _ = self.batches.send(Batch {
+                shard,
+                outcomes,
+                publish: true,
+            });
+        }
+    }
+
+    fn replayed(&self, shard: ShardId, outcomes: &[Outcome]) {
+        if outcomes.iter().any(|o| !o.moves.is_empty()) {
+            let _ = self.batches.send(Batch {
+                shard,
+                outcomes: outcomes.to_vec(),
+                publish: false,
+            });
         }
     }
 }
 
-/// Subscribes to the outcomes of `shards`; each batch arrives with the shard it came from.
-/// The subscription lives as long as the receiver is read (the connection is kept by the task
-/// that decodes the pushes).
-pub async fn subscribe_outcomes(
+/// Subscribes to the sharded Pub/Sub `channels`; each message is decoded by `decode` (from its
+/// channel and payload; `None` skips it) and sent to the receiver. The subscription lives as
+/// long as the receiver is read (the connection is kept by the task that decodes the pushes).
+pub async fn ssubscribe<T, F>(
     urls: &[String],
-    namespace: &str,
-    shards: &[ShardId],
-) -> redis::RedisResult<mpsc::UnboundedReceiver<(ShardId, Vec<Outcome>)>> {
+    channels: &[String],
+    decode: F,
+) -> redis::RedisResult<mpsc::UnboundedReceiver<T>>
+where
+    T: Send + 'static,
+    F: Fn(&[u8], &[u8]) -> Option<T> + Send + 'static,
+{
     let (push_tx, mut push_rx) = mpsc::unbounded_channel::<PushInfo>();
     let client = ClusterClient::builder(urls.to_vec())
         .use_protocol(ProtocolVersion::RESP3)
         .push_sender(push_tx)
         .build()?;
     let mut conn = client.get_async_connection().await?;
-    let mut by_channel = Vec::new();
-    for &shard in shards {
-        let channel = outcomes_channel(namespace, shard);
-        conn.ssubscribe(&channel).await?;
-        by_channel.push((channel.into_bytes(), shard));
+    for channel in channels {
+        conn.ssubscribe(channel).await?;
     }
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -87,18 +143,40 @@ pub async fn subscribe_outcomes(
             let [Value::BulkString(channel), Value::BulkString(payload)] = &push.data[..] else {
                 continue;
             };
-            let Some(&(_, shard)) = by_channel.iter().find(|(c, _)| c == channel) else {
-                continue;
-            };
-            match postcard::from_bytes::<Vec<Outcome>>(payload) {
-                Ok(outcomes) => {
-                    if tx.send((shard, outcomes)).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => tracing::warn!(%shard, error = %e, "undecodable outcomes on the bus"),
+            if let Some(message) = decode(channel, payload)
+                && tx.send(message).is_err()
+            {
+                return;
             }
         }
     });
     Ok(rx)
+}
+
+/// Subscribes to the outcomes of `shards`; each batch arrives with the shard it came from.
+pub async fn subscribe_outcomes(
+    urls: &[String],
+    namespace: &str,
+    shards: &[ShardId],
+) -> redis::RedisResult<mpsc::UnboundedReceiver<(ShardId, Vec<Outcome>)>> {
+    let channels: Vec<String> = shards
+        .iter()
+        .map(|&s| outcomes_channel(namespace, s))
+        .collect();
+    let by_channel: Vec<(Vec<u8>, ShardId)> = channels
+        .iter()
+        .map(|c| c.as_bytes().to_vec())
+        .zip(shards.iter().copied())
+        .collect();
+    ssubscribe(urls, &channels, move |channel, payload| {
+        let &(_, shard) = by_channel.iter().find(|(c, _)| c == channel)?;
+        match postcard::from_bytes::<Vec<Outcome>>(payload) {
+            Ok(outcomes) => Some((shard, outcomes)),
+            Err(e) => {
+                tracing::warn!(%shard, error = %e, "undecodable outcomes on the bus");
+                None
+            }
+        }
+    })
+    .await
 }

@@ -159,6 +159,7 @@ impl Shard {
                     outcomes.push(o);
                 }
             }
+            sink.replayed(config.shard, &outcomes);
             if let Some((through, events)) = &mut events {
                 outcomes.retain(|o| o.offset > *through);
                 events.submit(config.shard, &outcomes)?;

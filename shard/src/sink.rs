@@ -10,4 +10,9 @@ use exchange_core::ShardId;
 pub trait EventSink: Send + Sync + 'static {
     /// Called once per applied batch, on the shard's task: it must not block for long.
     fn publish(&self, shard: ShardId, outcomes: Vec<Outcome>);
+
+    /// Called at recovery with the outcomes of the commands replayed after the snapshot. They
+    /// were answered before the restart, so nothing is published; a sink that keeps state of
+    /// its own outside the shard (the cluster's live balances) brings it up to date, once.
+    fn replayed(&self, _shard: ShardId, _outcomes: &[Outcome]) {}
 }

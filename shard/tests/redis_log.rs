@@ -191,7 +191,7 @@ async fn outcomes_reach_a_subscribed_gateway_over_sharded_pubsub() {
         .unwrap();
     let log: Arc<dyn CommandLog> = Arc::new(RedisLog::open(&urls, &ns, ShardId(0)).await.unwrap());
     let sink = Arc::new(
-        exchange_shard::redis_bus::RedisSink::connect(&urls, &ns)
+        exchange_shard::redis_bus::RedisSink::connect(&urls, &ns, None)
             .await
             .unwrap(),
     );
@@ -317,4 +317,103 @@ async fn gateways_never_reserve_the_same_balance_twice() {
             reserved: big as i64
         }
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_moves_applies_each_offset_once_per_account() {
+    use exchange_shard::redis_balances::RedisBalances;
+    let Some(urls) = cluster() else { return };
+    let ns = namespace();
+    let b = RedisBalances::connect(&urls, &ns).await.unwrap();
+    let (a7, a8) = ([credit(7, 1, 1)], [credit(8, 1, 10)]);
+    let both = [credit(7, 1, 100), credit(8, 1, 1_000)];
+    let first: Vec<(u64, &[Move])> = vec![(3, &a7), (4, &both)];
+    assert_eq!(b.apply_batch("shard-0", &first).await.unwrap(), 2);
+    // Redelivered with more after it: only offsets 5 and 6 are new.
+    let again: Vec<(u64, &[Move])> = vec![(3, &a7), (4, &both), (5, &a8), (6, &both)];
+    assert_eq!(b.apply_batch("shard-0", &again).await.unwrap(), 2);
+    assert_eq!(b.apply_batch("shard-0", &again).await.unwrap(), 0);
+    assert_eq!(
+        b.balance(AccountId(7), AssetId(1)).await.unwrap().available,
+        201
+    );
+    assert_eq!(
+        b.balance(AccountId(8), AssetId(1)).await.unwrap().available,
+        2_010
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_reads_a_shard_in_another_process_over_the_bus() {
+    use exchange_shard::query::{Answer, Query};
+    use exchange_shard::redis_query::{QueryClient, QueryError, serve};
+    let Some(urls) = cluster() else { return };
+    let ns = namespace();
+    let symbols = SymbolTable::default_symbols();
+    let mut state = ShardState::new(ShardId(0), 1, &symbols, 100);
+    for (i, rec) in (0..4).map(|i| (i + 1, place(i, None))) {
+        let mut rec = rec;
+        rec.assign(i);
+        state.apply(i, &rec);
+    }
+    let expected_depth = state.depth(SymbolId(0), 5);
+    let some_order = OrderId::compose(SymbolId(0), 1);
+    let expected_order = state.orders().get(some_order).copied();
+    assert!(expected_order.is_some());
+    let state = Arc::new(parking_lot::RwLock::new(state));
+    let server = serve(&urls, &ns, ShardId(1), state, || 9).await.unwrap();
+    let client = QueryClient::connect(&urls, &ns, std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    // Sharded subscriptions take effect when the subscribe returns; ask until served anyway.
+    let mut health = None;
+    for _ in 0..50 {
+        match client.ask(ShardId(1), Query::Health).await {
+            Ok(a) => {
+                health = Some(a);
+                break;
+            }
+            Err(QueryError::NotServed(_)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(
+        health,
+        Some(Answer::Health {
+            logged: 9,
+            applied: 4
+        })
+    );
+    assert_eq!(
+        client
+            .ask(ShardId(1), Query::Order(some_order))
+            .await
+            .unwrap(),
+        Answer::Order(expected_order)
+    );
+    assert_eq!(
+        client
+            .ask(ShardId(1), Query::Depth(SymbolId(0), 5))
+            .await
+            .unwrap(),
+        Answer::Depth(expected_depth)
+    );
+    // Many questions at once each get their own answer.
+    let asks: Vec<_> = (1..=4u64)
+        .map(|o| client.ask(ShardId(1), Query::Order(OrderId::compose(SymbolId(0), o))))
+        .collect();
+    for (o, answer) in (1..=4u64).zip(futures_util::future::join_all(asks).await) {
+        let Answer::Order(Some(rec)) = answer.unwrap() else {
+            panic!("order {o} is there")
+        };
+        assert_eq!(rec.id, OrderId::compose(SymbolId(0), o));
+    }
+    // Nobody serves shard 2: the client knows at once.
+    assert!(matches!(
+        client.ask(ShardId(2), Query::Health).await,
+        Err(QueryError::NotServed(ShardId(2)))
+    ));
+    server.abort();
 }
