@@ -224,13 +224,13 @@ pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-fn random<const N: usize>() -> [u8; N] {
+pub(crate) fn random<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).expect("the OS random source is available");
     b
 }
 
-fn derive_secret(master: &[u8; 32], key_id: &str, salt: &[u8; 16]) -> Secret {
+pub(crate) fn derive_secret(master: &[u8; 32], key_id: &str, salt: &[u8; 16]) -> Secret {
     let payload = format!("exchange-api-secret/v1\n{key_id}\n{}", hex::encode(salt));
     Secret(exchange_gateway::auth::sign(master, payload.as_bytes()).into_bytes())
 }

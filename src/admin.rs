@@ -34,6 +34,11 @@ pub async fn bootstrap(accounts: &EmbeddedAccounts, dir: &Path) -> anyhow::Resul
     if accounts.has_admin_key() {
         return Ok(());
     }
+    create_admin(accounts, dir).await
+}
+
+/// Creates an admin account and key in `accounts` and writes them to the key file in `dir`.
+pub async fn create_admin(accounts: &dyn Accounts, dir: &Path) -> anyhow::Result<()> {
     let now = exchange_gateway::now();
     let account = accounts.create_account(now).await?;
     let all = Permissions {

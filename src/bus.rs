@@ -4,7 +4,7 @@
 //! Work is done only for what someone listens to: a symbol's update is built only while its
 //! channel has a receiver, an account's only while it has a subscriber.
 
-use crate::accounts::EmbeddedAccounts;
+use crate::accounts::Live;
 use exchange_core::{AccountId, AssetId, EventKind, SymbolId, SymbolTable, Trade};
 use exchange_gateway::accounts::Balance;
 use exchange_gateway::feed::{Feed, MarketUpdate, PrivateUpdate};
@@ -48,10 +48,50 @@ impl Bus {
     }
 
     /// Publishes what a batch of outcomes did to the markets and accounts someone listens to.
-    /// `accounts` has already applied the batch's moves, so balances read from it are current.
-    pub fn publish(&self, outcomes: &[Outcome], accounts: &EmbeddedAccounts) {
+    /// `balance` gives an account's live balance of an asset (available, reserved) with the
+    /// batch's moves already applied, for the assets [`Bus::private_touched`] names.
+    pub fn publish(&self, outcomes: &[Outcome], balance: impl Fn(AccountId, AssetId) -> Live) {
         self.publish_markets(outcomes);
-        self.publish_private(outcomes, accounts);
+        self.publish_private(outcomes, &balance);
+    }
+
+    /// The (account, asset) pairs whose balances a batch's private updates carry: those of the
+    /// accounts someone listens to, that the batch moved or whose orders it changed.
+    pub fn private_touched(&self, outcomes: &[Outcome]) -> Vec<(AccountId, AssetId)> {
+        let subscribed = self.accounts.lock();
+        if subscribed.is_empty() {
+            return Vec::new();
+        }
+        self.touched(outcomes, |a| {
+            subscribed.get(&a).is_some_and(|tx| tx.receiver_count() > 0)
+        })
+    }
+
+    fn touched(
+        &self,
+        outcomes: &[Outcome],
+        listened: impl Fn(AccountId) -> bool,
+    ) -> Vec<(AccountId, AssetId)> {
+        let mut touched: Vec<(AccountId, AssetId)> = Vec::new();
+        let mut add = |pair| {
+            if !touched.contains(&pair) {
+                touched.push(pair);
+            }
+        };
+        for o in outcomes {
+            for record in o.updated.iter().filter(|r| listened(r.account)) {
+                // The order's assets: what it holds may have changed without a move of the
+                // shard's (the gateway reserved it when the order came in).
+                if let Some(&(base, quote)) = self.assets.get(record.symbol.0 as usize) {
+                    add((record.account, base));
+                    add((record.account, quote));
+                }
+            }
+            for m in o.moves.iter().filter(|m| listened(m.account)) {
+                add((m.account, m.asset));
+            }
+        }
+        touched
     }
 
     fn publish_markets(&self, outcomes: &[Outcome]) {
@@ -91,14 +131,13 @@ impl Bus {
         }
     }
 
-    fn publish_private(&self, outcomes: &[Outcome], accounts: &EmbeddedAccounts) {
+    fn publish_private(&self, outcomes: &[Outcome], balance: &dyn Fn(AccountId, AssetId) -> Live) {
         let mut subscribed = self.accounts.lock();
         if subscribed.is_empty() {
             return;
         }
         subscribed.retain(|_, tx| tx.receiver_count() > 0);
         let mut updates: HashMap<AccountId, PrivateUpdate> = HashMap::new();
-        let mut touched: Vec<(AccountId, AssetId)> = Vec::new();
         for o in outcomes {
             let trades: Vec<Trade> = match &o.result {
                 CommandResult::Applied { events, .. } => events
@@ -123,28 +162,10 @@ impl Bus {
                 entry(&mut updates, record.account)
                     .orders
                     .push((*record, fills));
-                // The order's assets: what it holds may have changed without a move of the
-                // shard's (the gateway reserved it when the order came in).
-                if let Some(&(base, quote)) = self.assets.get(record.symbol.0 as usize) {
-                    for asset in [base, quote] {
-                        if !touched.contains(&(record.account, asset)) {
-                            touched.push((record.account, asset));
-                        }
-                    }
-                }
-            }
-            for m in o
-                .moves
-                .iter()
-                .filter(|m| subscribed.contains_key(&m.account))
-            {
-                if !touched.contains(&(m.account, m.asset)) {
-                    touched.push((m.account, m.asset));
-                }
             }
         }
-        for (account, asset) in touched {
-            let live = accounts.balance(account, asset);
+        for (account, asset) in self.touched(outcomes, |a| subscribed.contains_key(&a)) {
+            let live = balance(account, asset);
             entry(&mut updates, account).balances.push(Balance {
                 asset,
                 available: live.available.max(0) as u128,

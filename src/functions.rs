@@ -161,15 +161,15 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
 pub struct Workers {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<(), SourceError>>>,
-    accounts: Arc<AccountsSource>,
+    accounts: Option<Arc<AccountsSource>>,
 }
 
 /// Starts a settle and a rollup worker on every shard's event journal, and a settle worker on
-/// the accounts' transfers, each from its checkpoint.
+/// the accounts' transfers when given, each from its checkpoint.
 pub fn start_workers(
     stores: &Stores,
     journals: &[(ShardId, Arc<EventJournal>)],
-    accounts: Arc<EmbeddedAccounts>,
+    accounts: Option<Arc<EmbeddedAccounts>>,
     symbols: Arc<SymbolTable>,
     checkpoints: Arc<Checkpoints>,
 ) -> anyhow::Result<Workers> {
@@ -197,8 +197,10 @@ pub fn start_workers(
         tasks.push(spawn(&settle, source.clone()));
         tasks.push(spawn(&rollup, source));
     }
-    let accounts = Arc::new(AccountsSource::new(accounts, symbols));
-    tasks.push(spawn(&settle, accounts.clone()));
+    let accounts = accounts.map(|a| Arc::new(AccountsSource::new(a, symbols)));
+    if let Some(accounts) = &accounts {
+        tasks.push(spawn(&settle, accounts.clone()));
+    }
     Ok(Workers {
         stop,
         tasks,
@@ -212,7 +214,9 @@ impl Workers {
     /// unreachable store then stops after its batch in hand, and what it has not settled waits
     /// in the event journal for the next start.
     pub async fn drain(mut self, patience: Duration) -> anyhow::Result<()> {
-        self.accounts.close();
+        if let Some(accounts) = &self.accounts {
+            accounts.close();
+        }
         let deadline = tokio::time::Instant::now() + patience;
         let mut stopped = false;
         for task in &mut self.tasks {
@@ -378,7 +382,7 @@ mod tests {
         let workers = start_workers(
             &stores,
             &[(ShardId(0), journal)],
-            accounts,
+            Some(accounts),
             Arc::new(SymbolTable::default_symbols()),
             checkpoints.clone(),
         )

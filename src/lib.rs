@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - [`config`]: the typed configuration (flags and `EXCHANGE_*` variables).
-//! - [`embedded`]: the gateway's `Exchange` over in-process shards.
+//! - [`shards`]: the gateway's `Exchange` over shards, in process or in a cluster.
 //! - [`accounts`]: the embedded accounts store: keys, transfers, live balances.
 //! - [`bus`]: the embedded feeds (market and private updates) the WebSocket tier subscribes to.
 //! - [`admin`]: the admin key file and the `exchange admin` client.
@@ -19,15 +19,15 @@ pub mod accounts;
 pub mod admin;
 pub mod bus;
 pub mod config;
-pub mod embedded;
 pub mod functions;
+pub mod shards;
 pub mod telemetry;
 
 use accounts::EmbeddedAccounts;
 use anyhow::{Context, bail};
 use axum::serve::ListenerExt;
 use config::Config;
-use embedded::{Embedded, Pending, PendingSink, ShardHandle};
+use shards::{Pending, PendingSink, Reader, ShardHandle, Shards};
 use exchange_core::{ShardId, SymbolTable};
 use exchange_gateway::{AppState, app};
 use exchange_shard::{
@@ -46,6 +46,29 @@ const WORKER_DRAIN: Duration = Duration::from_secs(10);
 /// Updates each feed channel holds for its slowest receiver (a gateway's per-symbol task).
 const FEED_CAPACITY: usize = 4_096;
 
+/// A running process: where it listens, and how to stop it.
+pub struct Service {
+    /// Where its HTTP API listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Service {
+    /// Shuts down gracefully: stop accepting, finish requests, drain, flush.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.context("the exchange task panicked")?
+    }
+
+    /// Waits until it stops (after the shutdown signal it was started with).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("the exchange task panicked")?
+    }
+}
+
 /// A running exchange.
 pub struct Running {
     /// Where the REST API listens.
@@ -54,27 +77,85 @@ pub struct Running {
     pub accounts: Arc<EmbeddedAccounts>,
     /// The feeds (for tests: who listens to what).
     pub bus: Arc<bus::Bus>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<anyhow::Result<()>>,
+    service: Service,
 }
 
 impl Running {
     /// Shuts down gracefully: stop accepting, finish requests, drain the logs, final snapshots.
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.task.await.context("the exchange task panicked")?
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.service.shutdown().await
     }
 
     /// Waits until the exchange stops (after the shutdown signal given to [`start`]).
     pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await.context("the exchange task panicked")?
+        self.service.wait().await
     }
 }
 
+/// Runs `work` (the process's own shutdown, after HTTP has stopped) as a [`Service`]: HTTP
+/// is served on `config.listen` until `signal` resolves or [`Service::shutdown`] is called,
+/// then every request in flight is answered, then `after` runs.
+pub(crate) async fn serve<F>(
+    config: &Config,
+    router: axum::Router,
+    signal: impl Future<Output = ()> + Send + 'static,
+    after: F,
+) -> anyhow::Result<Service>
+where
+    F: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    // Each connection's kernel send buffer is bounded, so a client that stops reading holds
+    // little of the server's memory before the send timeout cuts it off; no delayed ACK games.
+    let send_buffer = config.send_buffer_kb.max(4) as usize * 1024;
+    let listener = listener.tap_io(move |tcp| {
+        let _ = tcp.set_nodelay(true);
+        let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer);
+    });
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            tokio::select! {
+                _ = signal => {}
+                _ = stopped => {}
+            }
+            tracing::info!("shutting down: no new requests");
+        };
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")?;
+        after.await?;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    });
+    Ok(Service {
+        addr,
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// Renders the metrics for Prometheus every few seconds (histogram upkeep).
+pub(crate) fn metrics_upkeep() -> JoinHandle<()> {
+    let metrics = exchange_gateway::metrics_handle();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            metrics.run_upkeep();
+        }
+    })
+}
+
 /// The symbols file's contents: the configured one, or the shipped default.
-fn load_symbols(config: &Config) -> anyhow::Result<SymbolTable> {
+pub(crate) fn load_symbols(config: &Config) -> anyhow::Result<SymbolTable> {
     match &config.symbols_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -125,14 +206,7 @@ pub async fn start(
     }
     let symbols = Arc::new(load_symbols(&config)?);
     check_layout(&config.data_dir, config.shards)?;
-    let metrics = exchange_gateway::metrics_handle();
-    let upkeep = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tick.tick().await;
-            metrics.run_upkeep();
-        }
-    });
+    let upkeep = metrics_upkeep();
 
     let master = accounts::master_key(&config.data_dir, config.master_key.as_deref())?;
     let accounts = Arc::new(EmbeddedAccounts::open(&config.data_dir, master)?);
@@ -192,7 +266,7 @@ pub async fn start(
         handles.push(ShardHandle {
             id,
             log,
-            state: shard.state(),
+            reader: Reader::Local(shard.state()),
         });
         journals.push(journal);
         event_journals.push((id, events));
@@ -207,13 +281,13 @@ pub async fn start(
     let workers = functions::start_workers(
         &stores,
         &event_journals,
-        Arc::clone(&accounts),
+        Some(Arc::clone(&accounts)),
         Arc::clone(&symbols),
         checkpoints,
     )?;
 
     let timeout = Duration::from_millis(config.request_timeout_ms);
-    let exchange = Arc::new(Embedded::new(
+    let exchange = Arc::new(Shards::new(
         Arc::clone(&symbols),
         handles,
         pending,
@@ -227,33 +301,7 @@ pub async fn start(
         config.ws_config(),
     )
     .with_history(Arc::new(functions::HistoryStore(stores.rollup.clone()))));
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.listen))?;
-    let addr = listener.local_addr()?;
-    // Each connection's kernel send buffer is bounded, so a client that stops reading holds
-    // little of the server's memory before the send timeout cuts it off; no delayed ACK games.
-    let send_buffer = config.send_buffer_kb.max(4) as usize * 1024;
-    let listener = listener.tap_io(move |tcp| {
-        let _ = tcp.set_nodelay(true);
-        let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer);
-    });
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let shutdown = async move {
-            tokio::select! {
-                _ = signal => {}
-                _ = stopped => {}
-            }
-            tracing::info!("shutting down: no new requests");
-        };
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")?;
+    let after = async move {
         // Every request has been answered; close the logs so the matchers drain and stop.
         // (Closing waits for the journal's writer thread: off the async workers.)
         tokio::task::spawn_blocking(move || journals.iter().for_each(|j| j.close()))
@@ -271,14 +319,13 @@ pub async fn start(
             .context("closing the event journals")?;
         workers.drain(WORKER_DRAIN).await?;
         upkeep.abort();
-        tracing::info!("stopped cleanly");
         Ok(())
-    });
+    };
+    let service = serve(&config, router, signal, after).await?;
     Ok(Running {
-        addr,
+        addr: service.addr,
         accounts,
         bus,
-        stop: Some(stop),
-        task,
+        service,
     })
 }

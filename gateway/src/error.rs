@@ -110,7 +110,9 @@ impl IntoResponse for ApiError {
 impl From<ExchangeError> for ApiError {
     fn from(e: ExchangeError) -> Self {
         match e {
-            ExchangeError::Unavailable(_) | ExchangeError::NotLogged(_) => {
+            ExchangeError::Unavailable(_)
+            | ExchangeError::NotLogged(_)
+            | ExchangeError::ReadFailed(_) => {
                 ApiError::new(ErrorCode::Unavailable, e.to_string())
             }
             // The command is in the log and will be applied; only its answer is late.

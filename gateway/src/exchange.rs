@@ -47,7 +47,13 @@ pub enum ExchangeError {
     Unavailable(String),
     #[error("the command was logged, but its result did not arrive in time")]
     Timeout,
+    /// A read could not be answered (the shard that owns it is down or did not answer).
+    #[error("{0}")]
+    ReadFailed(String),
 }
+
+/// What a read of the shards answers.
+pub type Read<T> = Result<T, ExchangeError>;
 
 /// The exchange behind a gateway.
 #[async_trait]
@@ -66,14 +72,14 @@ pub trait Exchange: Send + Sync + 'static {
     ) -> Result<Submitted, ExchangeError>;
 
     /// An order by id.
-    async fn order(&self, id: OrderId) -> Option<OrderRecord>;
+    async fn order(&self, id: OrderId) -> Read<Option<OrderRecord>>;
 
     /// An account's order by its client order id (live, or finished within the retention window).
     async fn order_by_client_id(
         &self,
         account: AccountId,
         client_id: ClientOrderId,
-    ) -> Option<OrderRecord>;
+    ) -> Read<Option<OrderRecord>>;
 
     /// An account's orders, newest first.
     async fn orders(
@@ -82,10 +88,10 @@ pub trait Exchange: Send + Sync + 'static {
         symbol: Option<SymbolId>,
         status: StatusFilter,
         limit: usize,
-    ) -> Vec<OrderRecord>;
+    ) -> Read<Vec<OrderRecord>>;
 
     /// A symbol's ticker as of `now`.
-    async fn ticker(&self, symbol: SymbolId, now: Timestamp) -> Option<TickerView>;
+    async fn ticker(&self, symbol: SymbolId, now: Timestamp) -> Read<Option<TickerView>>;
 
     /// A symbol's current candle of `minutes` minutes as of `now`: its start and OHLCV so far.
     async fn candle(
@@ -93,13 +99,13 @@ pub trait Exchange: Send + Sync + 'static {
         symbol: SymbolId,
         minutes: u64,
         now: Timestamp,
-    ) -> Option<(Timestamp, Ohlcv)>;
+    ) -> Read<Option<(Timestamp, Ohlcv)>>;
 
     /// A symbol's top `limit` levels.
-    async fn depth(&self, symbol: SymbolId, limit: usize) -> Option<DepthView>;
+    async fn depth(&self, symbol: SymbolId, limit: usize) -> Read<Option<DepthView>>;
 
     /// A symbol's most recent trades, newest first.
-    async fn trades(&self, symbol: SymbolId, limit: usize) -> Option<Vec<TradeRecord>>;
+    async fn trades(&self, symbol: SymbolId, limit: usize) -> Read<Option<Vec<TradeRecord>>>;
 
     /// Per shard, the account's balance changes and its newest `limit` fills (optionally on
     /// one symbol), each shard's read consistent in itself.
@@ -108,8 +114,8 @@ pub trait Exchange: Send + Sync + 'static {
         account: AccountId,
         symbol: Option<SymbolId>,
         limit: usize,
-    ) -> Vec<AccountFunds>;
+    ) -> Read<Vec<AccountFunds>>;
 
     /// Every shard's progress.
-    async fn health(&self) -> Vec<ShardHealth>;
+    async fn health(&self) -> Read<Vec<ShardHealth>>;
 }

@@ -31,7 +31,7 @@ pub mod ws;
 
 pub use accounts::{Accounts, AccountsError};
 pub use auth::{Caller, RateLimits};
-pub use exchange::{Exchange, ExchangeError, ShardHealth, Submitted};
+pub use exchange::{Exchange, ExchangeError, Read, ShardHealth, Submitted};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};

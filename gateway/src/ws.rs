@@ -216,7 +216,7 @@ fn trades_frame(spec: &SymbolSpec, u: &MarketUpdate) -> Frame {
 }
 
 async fn ticker_frame(app: &AppState, spec: &SymbolSpec) -> Option<Frame> {
-    let t = app.exchange.ticker(spec.id, now()).await?;
+    let t = app.exchange.ticker(spec.id, now()).await.ok()??;
     let mut v = serde_json::to_value(ticker_response(spec, &t)).ok()?;
     v["channel"] = json!(format!("ticker.{}", spec.name));
     v["type"] = json!("ticker");
@@ -226,7 +226,7 @@ async fn ticker_frame(app: &AppState, spec: &SymbolSpec) -> Option<Frame> {
 async fn candle_frame(app: &AppState, spec: &SymbolSpec, interval: usize) -> Option<Frame> {
     let i = Interval::ALL[interval];
     let (label, minutes) = (i.name(), i.minutes());
-    let (start, c) = app.exchange.candle(spec.id, minutes, now()).await?;
+    let (start, c) = app.exchange.candle(spec.id, minutes, now()).await.ok()??;
     let price = |p| (c.trades > 0).then(|| spec.price_to_decimal(p).to_string());
     Some(Frame::Candle {
         interval,
@@ -817,7 +817,7 @@ impl Connection {
     /// Sends the whole book of `symbol` with its sequence number; diffs up to it are skipped.
     async fn snapshot(&mut self, symbol: SymbolId) -> Result<(), Closing> {
         let spec = self.app.spec(symbol).clone();
-        let Some(depth) = self.app.exchange.depth(symbol, usize::MAX).await else {
+        let Ok(Some(depth)) = self.app.exchange.depth(symbol, usize::MAX).await else {
             return Ok(());
         };
         if let Some(f) = self.followed.get_mut(&symbol) {

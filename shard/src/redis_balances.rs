@@ -108,8 +108,19 @@ impl RedisBalances {
         })
     }
 
+    /// The hash tag of `account`'s keys: whatever else is kept per account under it (its
+    /// transfers) sits in the same slot, so a script can change it with the balances.
+    pub fn account_tag(&self, account: AccountId) -> String {
+        format!("{{{}acct-{}}}", self.namespace, account.0)
+    }
+
+    /// The key of `account`'s balances hash.
+    pub fn balances_key(&self, account: AccountId) -> String {
+        format!("{}:balances", self.account_tag(account))
+    }
+
     fn keys(&self, account: AccountId) -> (String, String) {
-        let tag = format!("{{{}acct-{}}}", self.namespace, account.0);
+        let tag = self.account_tag(account);
         (format!("{tag}:balances"), format!("{tag}:applied"))
     }
 
@@ -209,6 +220,28 @@ impl RedisBalances {
             applied += done? as usize;
         }
         Ok(applied)
+    }
+
+    /// Every asset `account` has held, with its balance, by asset.
+    pub async fn all(&self, account: AccountId) -> RedisResult<Vec<(AssetId, LiveBalance)>> {
+        let fields: BTreeMap<String, i64> = redis::cmd("HGETALL")
+            .arg(self.balances_key(account))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let mut out: BTreeMap<AssetId, LiveBalance> = BTreeMap::new();
+        for (field, value) in fields {
+            let Some((asset, part)) = field.split_once(':') else {
+                continue;
+            };
+            let Ok(asset) = asset.parse() else { continue };
+            let b = out.entry(AssetId(asset)).or_default();
+            match part {
+                "available" => b.available = value,
+                "reserved" => b.reserved = value,
+                _ => {}
+            }
+        }
+        Ok(out.into_iter().collect())
     }
 
     /// An account's balance of an asset.

@@ -86,7 +86,7 @@ pub async fn trades(
     let mut fills: Vec<Fill> = app
         .exchange
         .account_funds(caller.account, symbol, limit)
-        .await
+        .await?
         .into_iter()
         .flat_map(|f| f.fills)
         .collect();
@@ -159,7 +159,7 @@ pub async fn ledger(
     let shards = app
         .exchange
         .account_funds(caller.account, None, usize::MAX)
-        .await;
+        .await?;
     let mut total: HashMap<AssetId, i128> = HashMap::new();
     let mut moves: Vec<Movement> = Vec::new();
     for t in &transfers {

@@ -29,7 +29,7 @@ async fn ticker_of(app: &AppState, spec: &SymbolSpec) -> Result<TickerResponse, 
     let view = app
         .exchange
         .ticker(spec.id, now())
-        .await
+        .await?
         .ok_or_else(|| unavailable(spec))?;
     Ok(ticker_response(spec, &view))
 }
@@ -79,7 +79,7 @@ pub async fn depth(
     let view = app
         .exchange
         .depth(spec.id, limit)
-        .await
+        .await?
         .ok_or_else(|| unavailable(spec))?;
     Ok(Json(depth_response(spec, &view)))
 }
@@ -101,7 +101,7 @@ pub async fn trades(
     let trades = app
         .exchange
         .trades(spec.id, limit)
-        .await
+        .await?
         .ok_or_else(|| unavailable(spec))?;
     Ok(Json(
         trades.iter().map(|t| trade_response(spec, t)).collect(),
@@ -196,7 +196,7 @@ pub async fn candles(
         .await
         .map_err(history_unavailable)?;
     // The store lags the matcher by a batch; the current bucket comes from the matcher.
-    if let Some((start, c)) = app.exchange.candle(spec.id, minutes, now()).await
+    if let Some((start, c)) = app.exchange.candle(spec.id, minutes, now()).await?
         && c.trades > 0
     {
         let start = millis(start);

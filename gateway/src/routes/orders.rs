@@ -170,7 +170,7 @@ pub async fn place_order_seed(
 async fn own_order(app: &AppState, caller: &Caller, id: &str) -> Result<OrderRecord, ApiError> {
     let id = validate::order_id(app.exchange.symbols(), id)?;
     let unknown = || ApiError::field(ErrorCode::UnknownOrder, "id", "is not a known order");
-    let order = app.exchange.order(id).await.ok_or_else(unknown)?;
+    let order = app.exchange.order(id).await?.ok_or_else(unknown)?;
     if order.account != caller.account {
         return Err(unknown());
     }
@@ -218,7 +218,7 @@ async fn by_client_id(
     account: AccountId,
 ) -> Result<(ClientOrderId, OrderRecord), ApiError> {
     let client_id = validate::client_order_id(client_id)?;
-    let order = app.exchange.order_by_client_id(account, client_id).await;
+    let order = app.exchange.order_by_client_id(account, client_id).await?;
     order.map(|o| (client_id, o)).ok_or_else(|| {
         ApiError::field(
             ErrorCode::UnknownOrder,
@@ -304,7 +304,7 @@ pub async fn list_orders(
         },
     };
     let limit = validate::limit(&q.limit)?;
-    let orders = app.exchange.orders(account, symbol, status, limit).await;
+    let orders = app.exchange.orders(account, symbol, status, limit).await?;
     Ok(Json(orders.iter().map(|o| view(&app, o)).collect()))
 }
 

@@ -1,6 +1,7 @@
 //! Exchange information, health and metrics.
 
 use crate::AppState;
+use crate::error::ApiError;
 use crate::dto::{HealthResponse, ShardHealthResponse, SymbolResponse, symbol_response};
 use axum::Json;
 use axum::extract::State;
@@ -16,12 +17,15 @@ pub async fn symbols(State(app): State<AppState>) -> Json<Vec<SymbolResponse>> {
 
 /// Whether the exchange is up, with each shard's progress through its log.
 #[utoipa::path(get, path = "/health", tag = "exchange",
-    responses((status = 200, description = "Up", body = HealthResponse)))]
-pub async fn health(State(app): State<AppState>) -> Json<HealthResponse> {
+    responses(
+        (status = 200, description = "Up", body = HealthResponse),
+        (status = 503, description = "A shard is not answering", body = crate::error::ErrorBody),
+    ))]
+pub async fn health(State(app): State<AppState>) -> Result<Json<HealthResponse>, ApiError> {
     let shards = app
         .exchange
         .health()
-        .await
+        .await?
         .into_iter()
         .map(|h| ShardHealthResponse {
             shard: h.shard.0,
@@ -29,10 +33,10 @@ pub async fn health(State(app): State<AppState>) -> Json<HealthResponse> {
             applied: h.applied,
         })
         .collect();
-    Json(HealthResponse {
+    Ok(Json(HealthResponse {
         status: "ok".into(),
         shards,
-    })
+    }))
 }
 
 /// Metrics in Prometheus text format.

@@ -1,9 +1,13 @@
-//! The embedded default: the gateway's `Exchange` over in-process shards.
+//! The gateway's `Exchange` over shards, in this process or in others.
 //!
-//! Each shard has a journal file and a task running its matcher. A command is appended to the
-//! owning shard's journal (durable when the append returns), and the shard's outcome comes back
-//! through [`Pending`], keyed by (shard, offset). The submitting work runs in its own task, so a
-//! client that hangs up cannot leave an outcome nobody collects.
+//! A command is appended to the owning shard's log (the shard's journal file in the embedded
+//! default, its Redis Stream in a cluster; durable when the append returns), and the shard's
+//! outcome comes back through [`Pending`], keyed by (shard, offset): handed over in process by
+//! [`PendingSink`], or from the cluster's outcome channels. The submitting work runs in its
+//! own task, so a client that hangs up cannot leave an outcome nobody collects.
+//!
+//! Reads are [`Query`]s: answered from the shard's state under its read lock when the shard
+//! runs here, or asked of the shard's process over the bus ([`QueryClient`]) when it does not.
 
 use crate::accounts::EmbeddedAccounts;
 use crate::bus::Bus;
@@ -12,7 +16,9 @@ use exchange_core::{
     AccountFunds, AccountId, ClientOrderId, Command, DepthView, Hold, Ohlcv, OrderId, OrderRecord,
     ShardId, StatusFilter, SymbolId, SymbolTable, TickerView, Timestamp, TradeRecord, shard_for,
 };
-use exchange_gateway::{Exchange, ExchangeError, ShardHealth, Submitted};
+use exchange_gateway::{Exchange, ExchangeError, Read, ShardHealth, Submitted};
+use exchange_shard::query::{self, Answer, Query};
+use exchange_shard::redis_query::QueryClient;
 use exchange_shard::{CommandLog, CommandResult, EventSink, LogRecord, Outcome, ShardState};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -40,7 +46,7 @@ pub struct Pending {
 
 impl Pending {
     /// Hands an outcome to its waiter, or keeps it until the waiter comes.
-    fn complete(&self, shard: ShardId, outcome: Outcome) {
+    pub fn complete(&self, shard: ShardId, outcome: Outcome) {
         let mut slots = self.slots.lock();
         let offset = outcome.offset;
         match slots.remove(&(shard, offset)) {
@@ -96,29 +102,56 @@ impl EventSink for PendingSink {
         for o in &outcomes {
             self.accounts.apply_moves(&o.moves);
         }
-        self.bus.publish(&outcomes, &self.accounts);
+        self.bus
+            .publish(&outcomes, |account, asset| self.accounts.balance(account, asset));
         for o in outcomes {
             self.pending.complete(shard, o);
         }
     }
 }
 
-/// One in-process shard as the gateway sees it.
+/// Where a shard's state is read.
+pub enum Reader {
+    /// The shard runs in this process.
+    Local(Arc<RwLock<ShardState>>),
+    /// The shard runs in another process; it is asked over the bus.
+    Remote(Arc<QueryClient>),
+}
+
+/// One shard as the gateway sees it: its log, and where its state is read.
 pub struct ShardHandle {
     pub id: ShardId,
     pub log: Arc<dyn CommandLog>,
-    pub state: Arc<RwLock<ShardState>>,
+    pub reader: Reader,
 }
 
-/// The embedded exchange.
-pub struct Embedded {
+impl ShardHandle {
+    /// Answers `q` from the shard's state.
+    async fn ask(&self, q: Query) -> Read<Answer> {
+        match &self.reader {
+            Reader::Local(state) => Ok(query::answer(&state.read(), &q, self.log.last_offset())),
+            Reader::Remote(client) => client
+                .ask(self.id, q)
+                .await
+                .map_err(|e| ExchangeError::ReadFailed(e.to_string())),
+        }
+    }
+}
+
+/// The gateway's `Exchange` over shards. See the module docs.
+pub struct Shards {
     symbols: Arc<SymbolTable>,
     shards: Vec<ShardHandle>,
     pending: Arc<Pending>,
     timeout: Duration,
 }
 
-impl Embedded {
+/// An answer of the wrong kind: a shard of another version.
+fn mismatch(a: Answer) -> ExchangeError {
+    ExchangeError::ReadFailed(format!("unexpected answer from a shard: {a:?}"))
+}
+
+impl Shards {
     /// An exchange over these shards (indexed by shard id).
     pub fn new(
         symbols: Arc<SymbolTable>,
@@ -146,6 +179,22 @@ impl Embedded {
             Some(s) => self.shard_of(s).into_iter().collect(),
             None => self.shards.iter().collect(),
         }
+    }
+
+    /// Asks the shard of `symbol` (none for a symbol not listed).
+    async fn ask_symbol(&self, symbol: SymbolId, q: Query) -> Read<Option<Answer>> {
+        match self.shard_of(symbol) {
+            Some(shard) => shard.ask(q).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Asks each of `shards` at once; answers in the same order.
+    async fn ask_all(&self, shards: &[&ShardHandle], q: &Query) -> Read<Vec<Answer>> {
+        futures_util::future::join_all(shards.iter().map(|s| s.ask(q.clone())))
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// Starts appending to one shard and waiting for the outcome, in a task of its own (so the
@@ -199,7 +248,7 @@ fn merge(into: &mut Submitted, outcome: Outcome) {
 }
 
 #[async_trait]
-impl Exchange for Embedded {
+impl Exchange for Shards {
     fn symbols(&self) -> &Arc<SymbolTable> {
         &self.symbols
     }
@@ -236,32 +285,39 @@ impl Exchange for Embedded {
         Ok(submitted)
     }
 
-    async fn order(&self, id: OrderId) -> Option<OrderRecord> {
-        self.shard_of(id.symbol())?
-            .state
-            .read()
-            .orders()
-            .get(id)
-            .copied()
+    async fn order(&self, id: OrderId) -> Read<Option<OrderRecord>> {
+        match self.ask_symbol(id.symbol(), Query::Order(id)).await? {
+            None => Ok(None),
+            Some(Answer::Order(o)) => Ok(o),
+            Some(a) => Err(mismatch(a)),
+        }
     }
 
     async fn order_by_client_id(
         &self,
         account: AccountId,
         client_id: ClientOrderId,
-    ) -> Option<OrderRecord> {
+    ) -> Read<Option<OrderRecord>> {
         // The client id names no symbol, so every shard is asked. Client ids are unique per
         // shard; if the account reused one on another shard's symbol, the newest order wins.
-        self.shards
-            .iter()
-            .filter_map(|s| {
-                s.state
-                    .read()
-                    .orders()
-                    .by_client_id(account, &client_id)
-                    .copied()
-            })
-            .max_by_key(|o| (o.created, o.id.local()))
+        let shards: Vec<_> = self.shards.iter().collect();
+        let mut newest: Option<OrderRecord> = None;
+        for a in self
+            .ask_all(&shards, &Query::ByClientId(account, client_id))
+            .await?
+        {
+            match a {
+                Answer::Order(Some(o)) => {
+                    if newest.is_none_or(|n| (o.created, o.id.local()) > (n.created, n.id.local()))
+                    {
+                        newest = Some(o);
+                    }
+                }
+                Answer::Order(None) => {}
+                a => return Err(mismatch(a)),
+            }
+        }
+        Ok(newest)
     }
 
     async fn orders(
@@ -270,24 +326,31 @@ impl Exchange for Embedded {
         symbol: Option<SymbolId>,
         status: StatusFilter,
         limit: usize,
-    ) -> Vec<OrderRecord> {
-        let shards = self.shards_for(symbol);
-        let mut out: Vec<OrderRecord> = shards
-            .iter()
-            .flat_map(|s| {
-                s.state
-                    .read()
-                    .orders()
-                    .for_account(account, symbol, status, limit)
-            })
-            .collect();
+    ) -> Read<Vec<OrderRecord>> {
+        let q = Query::Orders {
+            account,
+            symbol,
+            status,
+            limit,
+        };
+        let mut out = Vec::new();
+        for a in self.ask_all(&self.shards_for(symbol), &q).await? {
+            match a {
+                Answer::Orders(o) => out.extend(o),
+                a => return Err(mismatch(a)),
+            }
+        }
         out.sort_unstable_by_key(|o| std::cmp::Reverse((o.created, o.id.local())));
         out.truncate(limit);
-        out
+        Ok(out)
     }
 
-    async fn ticker(&self, symbol: SymbolId, now: Timestamp) -> Option<TickerView> {
-        self.shard_of(symbol)?.state.read().ticker(symbol, now)
+    async fn ticker(&self, symbol: SymbolId, now: Timestamp) -> Read<Option<TickerView>> {
+        match self.ask_symbol(symbol, Query::Ticker(symbol, now)).await? {
+            None => Ok(None),
+            Some(Answer::Ticker(t)) => Ok(t),
+            Some(a) => Err(mismatch(a)),
+        }
     }
 
     async fn candle(
@@ -295,19 +358,33 @@ impl Exchange for Embedded {
         symbol: SymbolId,
         minutes: u64,
         now: Timestamp,
-    ) -> Option<(Timestamp, Ohlcv)> {
-        self.shard_of(symbol)?
-            .state
-            .read()
-            .candle(symbol, minutes, now)
+    ) -> Read<Option<(Timestamp, Ohlcv)>> {
+        let q = Query::Candle {
+            symbol,
+            minutes,
+            now,
+        };
+        match self.ask_symbol(symbol, q).await? {
+            None => Ok(None),
+            Some(Answer::Candle(c)) => Ok(c),
+            Some(a) => Err(mismatch(a)),
+        }
     }
 
-    async fn depth(&self, symbol: SymbolId, limit: usize) -> Option<DepthView> {
-        self.shard_of(symbol)?.state.read().depth(symbol, limit)
+    async fn depth(&self, symbol: SymbolId, limit: usize) -> Read<Option<DepthView>> {
+        match self.ask_symbol(symbol, Query::Depth(symbol, limit)).await? {
+            None => Ok(None),
+            Some(Answer::Depth(d)) => Ok(d),
+            Some(a) => Err(mismatch(a)),
+        }
     }
 
-    async fn trades(&self, symbol: SymbolId, limit: usize) -> Option<Vec<TradeRecord>> {
-        self.shard_of(symbol)?.state.read().trades(symbol, limit)
+    async fn trades(&self, symbol: SymbolId, limit: usize) -> Read<Option<Vec<TradeRecord>>> {
+        match self.ask_symbol(symbol, Query::Trades(symbol, limit)).await? {
+            None => Ok(None),
+            Some(Answer::Trades(t)) => Ok(t),
+            Some(a) => Err(mismatch(a)),
+        }
     }
 
     async fn account_funds(
@@ -315,21 +392,35 @@ impl Exchange for Embedded {
         account: AccountId,
         symbol: Option<SymbolId>,
         limit: usize,
-    ) -> Vec<AccountFunds> {
-        let shards = self.shards_for(symbol);
-        shards
-            .iter()
-            .map(|s| s.state.read().funds().account(account, symbol, limit))
+    ) -> Read<Vec<AccountFunds>> {
+        let q = Query::Funds {
+            account,
+            symbol,
+            limit,
+        };
+        self.ask_all(&self.shards_for(symbol), &q)
+            .await?
+            .into_iter()
+            .map(|a| match a {
+                Answer::Funds(f) => Ok(f),
+                a => Err(mismatch(a)),
+            })
             .collect()
     }
 
-    async fn health(&self) -> Vec<ShardHealth> {
-        self.shards
-            .iter()
-            .map(|s| ShardHealth {
-                shard: s.id,
-                logged: s.log.last_offset(),
-                applied: s.state.read().applied(),
+    async fn health(&self) -> Read<Vec<ShardHealth>> {
+        let shards: Vec<_> = self.shards.iter().collect();
+        self.ask_all(&shards, &Query::Health)
+            .await?
+            .into_iter()
+            .zip(&self.shards)
+            .map(|(a, s)| match a {
+                Answer::Health { logged, applied } => Ok(ShardHealth {
+                    shard: s.id,
+                    logged,
+                    applied,
+                }),
+                a => Err(mismatch(a)),
             })
             .collect()
     }
