@@ -111,6 +111,17 @@ pub struct Config {
     #[arg(long, env = "EXCHANGE_WS_MESSAGE_RATE", default_value_t = 50)]
     pub ws_message_rate: u32,
 
+    /// Redis Cluster seed nodes, comma-separated, for example `redis://127.0.0.1:7100`: where
+    /// `exchange gateway` and `exchange shard` keep the command logs, live balances and
+    /// accounts, and exchange outcomes and reads. Not used by the one-process exchange.
+    #[arg(long, env = "EXCHANGE_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// A prefix for every Redis key and channel, so several exchanges (or test runs) can share
+    /// one cluster.
+    #[arg(long, env = "EXCHANGE_REDIS_NAMESPACE", default_value = "")]
+    pub redis_namespace: String,
+
     /// Log filter, for example `info` or `exchange=debug,tower_http=debug`.
     #[arg(long, env = "EXCHANGE_LOG", default_value = "info")]
     pub log: String,
@@ -157,6 +168,7 @@ impl Config {
         // The tests use the embedded stores whatever the environment says.
         c.database_url = None;
         c.mongodb_url = None;
+        c.redis_url = None;
         c
     }
 }
@@ -177,9 +189,45 @@ pub struct Cli {
 /// What to run.
 #[derive(Clone, Debug, clap::Subcommand)]
 pub enum Command {
+    /// Run one gateway of a cluster: the REST and WebSocket API over the shards in other
+    /// processes (needs `--redis-url`; start as many as you like).
+    Gateway,
+    /// Run one shard of a cluster: the matcher of the symbols that hash to it, over its command
+    /// log in Redis (needs `--redis-url`); snapshots and its event stream stay in the data
+    /// directory, and its settle and rollup workers run beside it. `--listen` serves `/health`
+    /// and `/metrics`.
+    Shard(ShardArgs),
     /// Administer a running exchange over its admin API, signing with the admin key the
     /// exchange wrote to its data directory on first start.
     Admin(AdminArgs),
+}
+
+/// `exchange shard ...`.
+#[derive(Clone, Debug, Args)]
+pub struct ShardArgs {
+    /// Which shard this process runs (0 to shards - 1).
+    #[arg(long, env = "EXCHANGE_SHARD_ID")]
+    pub id: u32,
+}
+
+impl Config {
+    /// The Redis Cluster seed nodes, for the cluster roles.
+    pub fn redis_urls(&self) -> anyhow::Result<Vec<String>> {
+        let urls: Vec<String> = self
+            .redis_url
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect();
+        anyhow::ensure!(
+            !urls.is_empty(),
+            "the cluster roles need --redis-url (EXCHANGE_REDIS_URL), for example redis://127.0.0.1:7100"
+        );
+        Ok(urls)
+    }
 }
 
 /// `exchange admin ...`.

@@ -145,16 +145,35 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
             .expect("opened when a store is not configured"),
     };
     let rollup: Arc<dyn RollupStore> = match &config.database_url {
-        Some(url) => {
-            let store = PgStore::connect(url)
-                .await
-                .context("connecting to PostgreSQL")?;
-            store.prepare().await.context("migrating PostgreSQL")?;
-            Arc::new(store)
-        }
+        Some(url) => connect_postgres(url).await?,
         None => embedded.expect("opened when a store is not configured"),
     };
     Ok(Stores { settle, rollup })
+}
+
+async fn connect_postgres(url: &str) -> anyhow::Result<Arc<dyn RollupStore>> {
+    let store = PgStore::connect(url)
+        .await
+        .context("connecting to PostgreSQL")?;
+    store.prepare().await.context("migrating PostgreSQL")?;
+    Ok(Arc::new(store))
+}
+
+/// The history a gateway of a cluster reads: PostgreSQL when `EXCHANGE_DATABASE_URL` is set,
+/// else the embedded store the shards write in a shared data directory, if there is one.
+pub async fn open_history(config: &Config) -> anyhow::Result<Option<Arc<dyn RollupStore>>> {
+    if let Some(url) = &config.database_url {
+        return connect_postgres(url).await.map(Some);
+    }
+    let path = config.data_dir.join("functions.db");
+    if !path.exists() {
+        tracing::warn!(path = %path.display(), "no history store: set EXCHANGE_DATABASE_URL (the candles and trade history endpoints answer 503 meanwhile)");
+        return Ok(None);
+    }
+    let store = SqliteStore::open(&path)
+        .await
+        .with_context(|| format!("opening the embedded history store {}", path.display()))?;
+    Ok(Some(Arc::new(store)))
 }
 
 /// The workers running in the process.

@@ -8,6 +8,7 @@
 //! - [`config`]: the typed configuration (flags and `EXCHANGE_*` variables).
 //! - [`shards`]: the gateway's `Exchange` over shards, in process or in a cluster.
 //! - [`accounts`]: the embedded accounts store: keys, transfers, live balances.
+//! - [`cluster`]: the cluster roles, `exchange shard` and `exchange gateway`, on Redis Cluster.
 //! - [`bus`]: the embedded feeds (market and private updates) the WebSocket tier subscribes to.
 //! - [`admin`]: the admin key file and the `exchange admin` client.
 //! - [`functions`]: the settle and rollup workers, their stores, and the history the gateway reads.
@@ -18,6 +19,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod bus;
+pub mod cluster;
 pub mod config;
 pub mod functions;
 pub mod shards;
@@ -27,12 +29,12 @@ use accounts::EmbeddedAccounts;
 use anyhow::{Context, bail};
 use axum::serve::ListenerExt;
 use config::Config;
-use shards::{Pending, PendingSink, Reader, ShardHandle, Shards};
 use exchange_core::{ShardId, SymbolTable};
 use exchange_gateway::{AppState, app};
 use exchange_shard::{
     CommandLog, EventJournal, Journal, JournalConfig, Shard, ShardConfig, SnapshotStore,
 };
+use shards::{Pending, PendingSink, Reader, ShardHandle, Shards};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -41,10 +43,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// How long shutdown waits for the settle and rollup workers to catch up.
-const WORKER_DRAIN: Duration = Duration::from_secs(10);
+pub(crate) const WORKER_DRAIN: Duration = Duration::from_secs(10);
 
 /// Updates each feed channel holds for its slowest receiver (a gateway's per-symbol task).
-const FEED_CAPACITY: usize = 4_096;
+pub(crate) const FEED_CAPACITY: usize = 4_096;
 
 /// A running process: where it listens, and how to stop it.
 pub struct Service {
@@ -287,12 +289,7 @@ pub async fn start(
     )?;
 
     let timeout = Duration::from_millis(config.request_timeout_ms);
-    let exchange = Arc::new(Shards::new(
-        Arc::clone(&symbols),
-        handles,
-        pending,
-        timeout,
-    ));
+    let exchange = Arc::new(Shards::new(Arc::clone(&symbols), handles, pending, timeout));
     let router = app(AppState::new(
         exchange,
         accounts.clone(),

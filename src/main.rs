@@ -15,10 +15,24 @@ async fn main() -> anyhow::Result<()> {
         return exchange::admin::run(&config, args).await;
     }
     exchange::telemetry::init(&config.log);
-    let running = exchange::start(config, shutdown_signal()).await?;
-    // Tests and scripts read this line to find the port.
-    println!("exchange listening on http://{}", running.addr);
-    running.wait().await
+    // Tests and scripts read the "listening" line to find the port.
+    match command {
+        Some(Command::Gateway) => {
+            let gateway = exchange::cluster::run_gateway(config, shutdown_signal()).await?;
+            println!("gateway listening on http://{}", gateway.addr);
+            gateway.wait().await
+        }
+        Some(Command::Shard(args)) => {
+            let shard = exchange::cluster::run_shard(config, args.id, shutdown_signal()).await?;
+            println!("shard {} listening on http://{}", args.id, shard.addr);
+            shard.wait().await
+        }
+        _ => {
+            let running = exchange::start(config, shutdown_signal()).await?;
+            println!("exchange listening on http://{}", running.addr);
+            running.wait().await
+        }
+    }
 }
 
 async fn shutdown_signal() {

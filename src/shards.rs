@@ -102,8 +102,9 @@ impl EventSink for PendingSink {
         for o in &outcomes {
             self.accounts.apply_moves(&o.moves);
         }
-        self.bus
-            .publish(&outcomes, |account, asset| self.accounts.balance(account, asset));
+        self.bus.publish(&outcomes, |account, asset| {
+            self.accounts.balance(account, asset)
+        });
         for o in outcomes {
             self.pending.complete(shard, o);
         }
@@ -380,7 +381,10 @@ impl Exchange for Shards {
     }
 
     async fn trades(&self, symbol: SymbolId, limit: usize) -> Read<Option<Vec<TradeRecord>>> {
-        match self.ask_symbol(symbol, Query::Trades(symbol, limit)).await? {
+        match self
+            .ask_symbol(symbol, Query::Trades(symbol, limit))
+            .await?
+        {
             None => Ok(None),
             Some(Answer::Trades(t)) => Ok(t),
             Some(a) => Err(mismatch(a)),

@@ -112,9 +112,7 @@ impl From<ExchangeError> for ApiError {
         match e {
             ExchangeError::Unavailable(_)
             | ExchangeError::NotLogged(_)
-            | ExchangeError::ReadFailed(_) => {
-                ApiError::new(ErrorCode::Unavailable, e.to_string())
-            }
+            | ExchangeError::ReadFailed(_) => ApiError::new(ErrorCode::Unavailable, e.to_string()),
             // The command is in the log and will be applied; only its answer is late.
             ExchangeError::Timeout => ApiError::new(ErrorCode::Unavailable, e.to_string())
                 .with_status(StatusCode::GATEWAY_TIMEOUT),

@@ -47,9 +47,9 @@ struct Reply {
 /// Why a question got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    #[error("shard {0} is not answering (no process serves it)")]
+    #[error("{0} is not answering (no process serves it)")]
     NotServed(ShardId),
-    #[error("shard {0} did not answer in time")]
+    #[error("{0} did not answer in time")]
     Timeout(ShardId),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),

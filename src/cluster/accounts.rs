@@ -239,7 +239,7 @@ impl Accounts for RedisAccounts {
             return;
         };
         if let Err(e) = self.balances.release(account, hold.asset, amount).await {
-            tracing::error!(%account, asset = hold.asset.0, amount, error = %e, "could not give a reservation back");
+            tracing::error!(account = account.0, asset = hold.asset.0, amount, error = %e, "could not give a reservation back");
         }
     }
 

@@ -1,8 +1,8 @@
 //! Exchange information, health and metrics.
 
 use crate::AppState;
-use crate::error::ApiError;
 use crate::dto::{HealthResponse, ShardHealthResponse, SymbolResponse, symbol_response};
+use crate::error::ApiError;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};

@@ -1,0 +1,275 @@
+//! The cluster roles: `exchange shard` and `exchange gateway`, each a process of its own, on
+//! Redis Cluster.
+//!
+//! - A shard reads its command log (`{shard-N}:commands`, a Redis Stream any gateway appends
+//!   to), applies it with the same runtime as the embedded exchange, applies each command's
+//!   balance moves to the live balances in Redis and then publishes the outcomes on
+//!   `{shard-N}:outcomes` (sharded Pub/Sub), answers reads on `{shard-N}:queries`, and keeps its
+//!   snapshots, its event stream and its settle/rollup workers in its data directory.
+//! - A gateway is stateless: accounts, keys and live balances are in Redis ([`RedisAccounts`]),
+//!   commands go to the shards' logs, outcomes come back from every shard's channel (answering
+//!   the waiting requests and feeding the WebSocket tier), and reads are asked of the shards.
+//!
+//! Every process of one cluster must be started with the same shard count and symbols; the
+//! count is recorded in Redis by the first process and checked by the rest.
+
+pub mod accounts;
+
+use crate::bus::Bus;
+use crate::config::Config;
+use crate::shards::{Pending, Reader, ShardHandle, Shards};
+use crate::{FEED_CAPACITY, Service, WORKER_DRAIN, functions, load_symbols, metrics_upkeep, serve};
+pub use accounts::RedisAccounts;
+use anyhow::{Context, bail};
+use axum::Json;
+use axum::routing::get;
+use exchange_core::{AccountId, AssetId, ShardId};
+use exchange_gateway::{AppState, app};
+use exchange_shard::redis_balances::RedisBalances;
+use exchange_shard::redis_bus::{RedisSink, subscribe_outcomes};
+use exchange_shard::redis_query::{self, QueryClient};
+use exchange_shard::{
+    CommandLog, EventJournal, JournalConfig, RedisLog, Shard, ShardConfig, SnapshotStore,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Records the shard count in the cluster, or checks it against the recorded one.
+async fn check_cluster_layout(urls: &[String], namespace: &str, shards: u32) -> anyhow::Result<()> {
+    use redis::AsyncCommands;
+    let mut conn = redis::cluster::ClusterClient::builder(urls.to_vec())
+        .use_protocol(redis::ProtocolVersion::RESP3)
+        .build()?
+        .get_async_connection()
+        .await
+        .context("connecting to Redis Cluster")?;
+    let key = format!("{{{namespace}cluster}}:shards");
+    let _: Option<String> = redis::cmd("SET")
+        .arg(&key)
+        .arg(shards)
+        .arg("NX")
+        .query_async(&mut conn)
+        .await?;
+    let recorded: u32 = conn.get(&key).await?;
+    if recorded != shards {
+        bail!(
+            "this cluster was created with {recorded} shards and {shards} were asked for; every process needs the same --shards"
+        );
+    }
+    Ok(())
+}
+
+fn check_shards(config: &Config) -> anyhow::Result<()> {
+    if config.shards == 0 || config.shards > 1024 {
+        bail!("shards must be between 1 and 1024, not {}", config.shards);
+    }
+    Ok(())
+}
+
+/// Runs shard `id` of a cluster until `signal`; then it stops taking commands, applies what
+/// its log holds, writes a final snapshot and lets its workers drain.
+pub async fn run_shard(
+    config: Config,
+    id: u32,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Service> {
+    check_shards(&config)?;
+    if id >= config.shards {
+        bail!(
+            "shard id {id} is not below the shard count {}",
+            config.shards
+        );
+    }
+    let urls = config.redis_urls()?;
+    let ns = config.redis_namespace.clone();
+    let symbols = Arc::new(load_symbols(&config)?);
+    check_cluster_layout(&urls, &ns, config.shards).await?;
+    let shard = ShardId(id);
+    let dir = config.data_dir.join(format!("shard-{id}"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let upkeep = metrics_upkeep();
+
+    let log = Arc::new(
+        RedisLog::open(&urls, &ns, shard)
+            .await
+            .context("opening the command log in Redis")?,
+    );
+    let balances = RedisBalances::connect(&urls, &ns).await?;
+    let sink = Arc::new(RedisSink::connect(&urls, &ns, Some(balances)).await?);
+    let journal_config = JournalConfig {
+        fsync: config.fsync,
+        segment_bytes: config.journal_segment_mb.max(1) << 20,
+        ..JournalConfig::default()
+    };
+    let (events, _) = EventJournal::open(&dir.join("events"), journal_config)
+        .with_context(|| format!("opening the event journal of {shard}"))?;
+    let events = Arc::new(events);
+    let snapshots = SnapshotStore::open(&dir.join("snapshots"))
+        .with_context(|| format!("opening the snapshots of {shard}"))?;
+    let shard_config = ShardConfig {
+        shard,
+        shards: config.shards,
+        snapshot_every: config.snapshot_every.max(1),
+        batch: 1024,
+        retain_finished: config.retain_finished,
+    };
+    let as_log: Arc<dyn CommandLog> = log.clone();
+    let (matcher, recovery) = Shard::recover(
+        shard_config,
+        &symbols,
+        as_log,
+        sink,
+        snapshots,
+        Some(events.clone()),
+    )
+    .await
+    .with_context(|| format!("recovering {shard}"))?;
+    tracing::info!(%shard, snapshot_offset = recovery.snapshot_offset, replayed = recovery.replayed, "shard ready");
+    let state = matcher.state();
+    let logged = log.clone();
+    let queries = redis_query::serve(&urls, &ns, shard, state.clone(), move || {
+        logged.last_offset()
+    })
+    .await
+    .context("serving reads")?;
+    let running = tokio::spawn(matcher.run());
+
+    let stores = functions::open_stores(&config).await?;
+    let checkpoints = Arc::new(
+        exchange_functions::worker::Checkpoints::open(&dir.join("consumers"))
+            .context("opening the workers' checkpoints")?,
+    );
+    let workers = functions::start_workers(
+        &stores,
+        &[(shard, events.clone())],
+        None,
+        Arc::clone(&symbols),
+        checkpoints,
+    )?;
+
+    // The shard's own HTTP: health and metrics for probes and Prometheus.
+    let health_log = log.clone();
+    let router = axum::Router::new()
+        .route(
+            "/health",
+            get(move || {
+                let (logged, applied) = (health_log.last_offset(), state.read().applied());
+                async move {
+                    Json(serde_json::json!({
+                        "status": "ok",
+                        "shard": id,
+                        "logged": logged.max(applied),
+                        "applied": applied,
+                    }))
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(|| async { exchange_gateway::metrics_handle().render() }),
+        );
+    let after = async move {
+        // No more reads; the log closes and the matcher applies what it holds, then stops.
+        queries.abort();
+        log.close();
+        running
+            .await
+            .context("the shard task panicked")?
+            .context("the shard failed")?;
+        tokio::task::spawn_blocking(move || events.close())
+            .await
+            .context("closing the event journal")?;
+        workers.drain(WORKER_DRAIN).await?;
+        upkeep.abort();
+        Ok(())
+    };
+    serve(&config, router, signal, after).await
+}
+
+/// Runs one gateway of a cluster until `signal`; then it stops accepting and answers every
+/// request in flight.
+pub async fn run_gateway(
+    config: Config,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Service> {
+    check_shards(&config)?;
+    let urls = config.redis_urls()?;
+    let ns = config.redis_namespace.clone();
+    let symbols = Arc::new(load_symbols(&config)?);
+    check_cluster_layout(&urls, &ns, config.shards).await?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let upkeep = metrics_upkeep();
+
+    let master = crate::accounts::master_key(&config.data_dir, config.master_key.as_deref())?;
+    let accounts = Arc::new(RedisAccounts::connect(&urls, &ns, master).await?);
+    if accounts.claim_bootstrap().await? {
+        crate::admin::create_admin(accounts.as_ref(), &config.data_dir).await?;
+    }
+    let timeout = Duration::from_millis(config.request_timeout_ms);
+    let queries = Arc::new(QueryClient::connect(&urls, &ns, timeout).await?);
+    let ids: Vec<ShardId> = (0..config.shards).map(ShardId).collect();
+    let mut handles = Vec::new();
+    for &id in &ids {
+        let log: Arc<dyn CommandLog> = Arc::new(
+            RedisLog::open(&urls, &ns, id)
+                .await
+                .with_context(|| format!("opening the command log of {id}"))?,
+        );
+        handles.push(ShardHandle {
+            id,
+            log,
+            reader: Reader::Remote(queries.clone()),
+        });
+    }
+    let pending = Arc::new(Pending::default());
+    let bus = Arc::new(Bus::new(&symbols, FEED_CAPACITY));
+    let mut outcomes = subscribe_outcomes(&urls, &ns, &ids)
+        .await
+        .context("subscribing to the shards' outcomes")?;
+    let relay = {
+        let (pending, bus, accounts) = (pending.clone(), bus.clone(), accounts.clone());
+        tokio::spawn(async move {
+            while let Some((shard, batch)) = outcomes.recv().await {
+                // The shard applied the moves before publishing: read the balances the private
+                // feeds carry, then feed, then answer the requests.
+                let mut live: HashMap<(AccountId, AssetId), crate::accounts::Live> = HashMap::new();
+                for (account, asset) in bus.private_touched(&batch) {
+                    if let Ok(b) = accounts.balance(account, asset).await {
+                        live.insert(
+                            (account, asset),
+                            crate::accounts::Live {
+                                available: b.available as i128,
+                                reserved: b.reserved as i128,
+                            },
+                        );
+                    }
+                }
+                bus.publish(&batch, |account, asset| {
+                    live.get(&(account, asset)).copied().unwrap_or_default()
+                });
+                for o in batch {
+                    pending.complete(shard, o);
+                }
+            }
+        })
+    };
+    let exchange = Arc::new(Shards::new(symbols.clone(), handles, pending, timeout));
+    let mut state = AppState::new(
+        exchange,
+        accounts,
+        bus,
+        config.rate_limits(),
+        config.ws_config(),
+    );
+    if let Some(history) = functions::open_history(&config).await? {
+        state = state.with_history(Arc::new(functions::HistoryStore(history)));
+    }
+    let after = async move {
+        relay.abort();
+        upkeep.abort();
+        Ok(())
+    };
+    serve(&config, app(state), signal, after).await
+}
