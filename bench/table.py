@@ -5,13 +5,12 @@ Usage: python3 bench/table.py [--quick]
 
 Scenarios: the engine micro-benchmark (cargo bench -p exchange-core); the embedded exchange
 over REST with 1, 2 and 4 shards (closed loop, verified), open loop at the seed's 10,000
-orders/s, HTTP/2; WebSocket fan-out to 10,000 subscribers. Each exchange scenario starts a
-fresh exchange in a temporary data directory and stops it afterwards. The table between the
-`perf-table` markers in README.md is replaced, with the machine's details and the command of
-each row. (`--quick` runs each scenario briefly, to check the script itself.)
-
-The cluster rows of the design (gateways and shards as separate processes over Redis Cluster)
-are not here yet: those roles do not exist yet.
+orders/s, HTTP/2; the cluster (`exchange shard` and `exchange gateway` processes over a local
+Redis Cluster, started by infra/cluster.sh) with 1, 2 and 4 shards; WebSocket fan-out to 10,000
+subscribers; the settle and rollup workers. Each exchange scenario starts a fresh exchange in a
+temporary data directory and stops it afterwards. The table between the `perf-table` markers in
+README.md is replaced, with the machine's details and the command of each row. (`--quick` runs
+each scenario briefly, to check the script itself.)
 """
 
 import json
@@ -59,9 +58,30 @@ class Exchange:
         subprocess.run(["rm", "-rf", self.dir], check=False)
 
 
+class Cluster:
+    """A fresh local cluster (infra/cluster.sh) on its own Redis ports and run directory."""
+
+    def __init__(self, shards, gateways):
+        self.dir = tempfile.mkdtemp(prefix="exchange-cluster-bench-")
+        self.env = dict(os.environ, EXCHANGE_CLUSTER_DIR=self.dir,
+                        EXCHANGE_REDIS_CLUSTER_PORT="7200",
+                        EXCHANGE_REDIS_CLUSTER_DIR=os.path.join(self.dir, "redis"),
+                        EXCHANGE_GATEWAY_PORT="18180",
+                        EXCHANGE_BIN=os.path.join(TARGET, "exchange"))
+        out = run(["infra/cluster.sh", "up", str(shards), str(gateways)], env=self.env,
+                  capture_output=True).stdout
+        self.urls = [l.split()[-1] for l in out.splitlines() if l.startswith("gateway-")]
+        self.url = self.urls[0]
+        self.key = os.path.join(self.dir, "data", "admin-key.json")
+
+    def stop(self):
+        run(["infra/cluster.sh", "down"], env=self.env)
+
+
 def loadgen(ex, *flags):
     out = os.path.join(ex.dir, "summary.json")
-    run([os.path.join(TARGET, "loadgen"), "--url", ex.url, "--admin-key-file", ex.key,
+    urls = [a for u in getattr(ex, "urls", [ex.url]) for a in ("--url", u)]
+    run([os.path.join(TARGET, "loadgen"), *urls, "--admin-key-file", ex.key,
          "--quiet", "--duration", str(DURATION), "--json", out, *flags])
     with open(out) as f:
         return json.load(f)
@@ -158,6 +178,20 @@ def main():
             ex.stop()
         rows.append(rest_row(title, s, " ".join(["exchange", *exflags]) + "`, then `loadgen "
                              + " ".join(flags) + f" --duration {DURATION}"))
+    for shards, gateways in ((1, 1), (2, 1), (4, 1), (2, 2)):
+        cl = Cluster(shards, gateways)
+        try:
+            s = loadgen(cl, "--clients", "64", "--verify", "--md-subscribers", "2")
+        finally:
+            cl.stop()
+        rows.append(rest_row(
+            f"cluster: {shards} `exchange shard` process{'es' if shards > 1 else ''},"
+            f" {gateways} `exchange gateway` process{'es' if gateways > 1 else ''}, local Redis"
+            " Cluster (3 masters + 3 replicas, AOF fsync always), 64 clients, the same orders",
+            s, f"infra/cluster.sh up {shards} {gateways}`, then `loadgen"
+               + "".join(f" --url http://127.0.0.1:{18180 + g}" for g in range(gateways))
+               + f" --admin-key-file RUN_DIR/data/admin-key.json --clients 64"
+               f" --duration {DURATION} --verify --md-subscribers 2"))
     subscribers = 1000 if QUICK else 10000
     ex = Exchange()
     try:
@@ -191,8 +225,6 @@ def main():
     table = "\n".join([
         machine(), "",
         "| scenario | figure | command |", "|---|---|---|", *rows,
-        "", "Cluster rows (gateways and shards as their own processes over Redis Cluster) come"
-        " with the cluster roles.",
     ])
     text = open(README).read()
     if BEGIN not in text or END not in text:
