@@ -39,12 +39,30 @@ enum Slot {
 const PARKED_WINDOW: u64 = 65_536;
 
 /// Outcomes on their way to the requests that caused them.
-#[derive(Default)]
 pub struct Pending {
     slots: Mutex<HashMap<(ShardId, u64), Slot>>,
+    /// How far behind its shard's newest outcome a parked outcome is kept.
+    window: u64,
+}
+
+impl Default for Pending {
+    fn default() -> Self {
+        Self::with_window(PARKED_WINDOW)
+    }
 }
 
 impl Pending {
+    /// Parks outcomes nobody waits for yet up to `window` offsets behind their shard's newest.
+    /// A gateway of a cluster hears every shard's outcomes, most of them for other gateways'
+    /// requests, so it keeps a small window: its own waiter registers as soon as its append
+    /// returns, several round trips before the outcome can come.
+    pub fn with_window(window: u64) -> Self {
+        Self {
+            slots: Mutex::default(),
+            window: window.max(1),
+        }
+    }
+
     /// Hands an outcome to its waiter, or keeps it until the waiter comes.
     pub fn complete(&self, shard: ShardId, outcome: Outcome) {
         let mut slots = self.slots.lock();
@@ -56,9 +74,9 @@ impl Pending {
             _ => {
                 slots.insert((shard, offset), Slot::Ready(Box::new(outcome)));
                 // Sweep at twice the window, down to one window: amortised O(1) per outcome.
-                if slots.len() as u64 > 2 * PARKED_WINDOW {
+                if slots.len() as u64 > 2 * self.window {
                     slots.retain(|&(s, o), slot| {
-                        matches!(slot, Slot::Waiting(_)) || s != shard || o + PARKED_WINDOW > offset
+                        matches!(slot, Slot::Waiting(_)) || s != shard || o + self.window > offset
                     });
                 }
             }

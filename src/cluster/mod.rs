@@ -35,6 +35,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Outcomes a gateway parks per shard for requests whose append has not returned yet.
+const PARKED_IN_GATEWAY: u64 = 4_096;
+
 /// Records the shard count in the cluster, or checks it against the recorded one.
 async fn check_cluster_layout(urls: &[String], namespace: &str, shards: u32) -> anyhow::Result<()> {
     use redis::AsyncCommands;
@@ -223,7 +226,7 @@ pub async fn run_gateway(
             reader: Reader::Remote(queries.clone()),
         });
     }
-    let pending = Arc::new(Pending::default());
+    let pending = Arc::new(Pending::with_window(PARKED_IN_GATEWAY));
     let bus = Arc::new(Bus::new(&symbols, FEED_CAPACITY));
     let mut outcomes = subscribe_outcomes(&urls, &ns, &ids)
         .await
