@@ -197,6 +197,50 @@ fn check_layout(data_dir: &Path, shards: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How each shard's command journal and event journal write.
+pub(crate) fn journal_config(config: &Config) -> JournalConfig {
+    JournalConfig {
+        fsync: config.fsync,
+        segment_bytes: config.journal_segment_mb.max(1) << 20,
+        ..JournalConfig::default()
+    }
+}
+
+/// Opens shard `id`'s event journal and snapshots under `dir` and recovers the shard over
+/// `log` (the embedded journal or the cluster's stream) and `sink`.
+pub(crate) async fn recover_shard(
+    config: &Config,
+    symbols: &SymbolTable,
+    id: ShardId,
+    dir: &Path,
+    log: Arc<dyn CommandLog>,
+    sink: Arc<dyn exchange_shard::EventSink>,
+) -> anyhow::Result<(Shard, exchange_shard::Recovery, Arc<EventJournal>)> {
+    let (events, _) = EventJournal::open(&dir.join("events"), journal_config(config))
+        .with_context(|| format!("opening the event journal of {id}"))?;
+    let events = Arc::new(events);
+    let snapshots = SnapshotStore::open(&dir.join("snapshots"))
+        .with_context(|| format!("opening the snapshots of {id}"))?;
+    let shard_config = ShardConfig {
+        shard: id,
+        shards: config.shards,
+        snapshot_every: config.snapshot_every.max(1),
+        batch: 1024,
+        retain_finished: config.retain_finished,
+    };
+    let (shard, recovery) = Shard::recover(
+        shard_config,
+        symbols,
+        log,
+        sink,
+        snapshots,
+        Some(events.clone()),
+    )
+    .await
+    .with_context(|| format!("recovering {id}"))?;
+    Ok((shard, recovery, events))
+}
+
 /// Brings the exchange up: recovers every shard, starts the matchers and the HTTP server.
 /// `signal` resolving starts a graceful shutdown (as does [`Running::shutdown`]).
 pub async fn start(
@@ -225,11 +269,7 @@ pub async fn start(
     let mut event_journals = Vec::new();
     let mut matchers = Vec::new();
     // The command journal and the event journal of each shard write alike.
-    let journal_config = JournalConfig {
-        fsync: config.fsync,
-        segment_bytes: config.journal_segment_mb.max(1) << 20,
-        ..JournalConfig::default()
-    };
+    let journal_config = journal_config(&config);
     for n in 0..config.shards {
         let id = ShardId(n);
         let dir = config.data_dir.join(format!("shard-{n}"));
@@ -239,29 +279,9 @@ pub async fn start(
             tracing::warn!(shard = %id, truncated_bytes = report.truncated_bytes, %reason, "recovered from a torn journal tail");
         }
         let journal: Arc<Journal> = Arc::new(journal);
-        let (events, _) = EventJournal::open(&dir.join("events"), journal_config)
-            .with_context(|| format!("opening the event journal of {id}"))?;
-        let events = Arc::new(events);
-        let snapshots = SnapshotStore::open(&dir.join("snapshots"))
-            .with_context(|| format!("opening the snapshots of {id}"))?;
-        let shard_config = ShardConfig {
-            shard: id,
-            shards: config.shards,
-            snapshot_every: config.snapshot_every.max(1),
-            batch: 1024,
-            retain_finished: config.retain_finished,
-        };
         let log: Arc<dyn CommandLog> = journal.clone();
-        let (shard, recovery) = Shard::recover(
-            shard_config,
-            &symbols,
-            Arc::clone(&log),
-            sink.clone(),
-            snapshots,
-            Some(events.clone()),
-        )
-        .await
-        .with_context(|| format!("recovering {id}"))?;
+        let (shard, recovery, events) =
+            recover_shard(&config, &symbols, id, &dir, Arc::clone(&log), sink.clone()).await?;
         tracing::info!(shard = %id, records = report.records, snapshot_offset = recovery.snapshot_offset, replayed = recovery.replayed, "shard ready");
         // The live balances are the transfers plus what every recovered shard changed.
         accounts.add_shard(&shard.state().read());

@@ -18,7 +18,10 @@ pub mod accounts;
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::shards::{Pending, Reader, ShardHandle, Shards};
-use crate::{FEED_CAPACITY, Service, WORKER_DRAIN, functions, load_symbols, metrics_upkeep, serve};
+use crate::{
+    FEED_CAPACITY, Service, WORKER_DRAIN, functions, load_symbols, metrics_upkeep, recover_shard,
+    serve,
+};
 pub use accounts::RedisAccounts;
 use anyhow::{Context, bail};
 use axum::Json;
@@ -28,9 +31,7 @@ use exchange_gateway::{AppState, app};
 use exchange_shard::redis_balances::RedisBalances;
 use exchange_shard::redis_bus::{RedisSink, subscribe_outcomes};
 use exchange_shard::redis_query::{self, QueryClient};
-use exchange_shard::{
-    CommandLog, EventJournal, JournalConfig, RedisLog, Shard, ShardConfig, SnapshotStore,
-};
+use exchange_shard::{CommandLog, RedisLog};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,34 +101,9 @@ pub async fn run_shard(
     );
     let balances = RedisBalances::connect(&urls, &ns).await?;
     let sink = Arc::new(RedisSink::connect(&urls, &ns, Some(balances)).await?);
-    let journal_config = JournalConfig {
-        fsync: config.fsync,
-        segment_bytes: config.journal_segment_mb.max(1) << 20,
-        ..JournalConfig::default()
-    };
-    let (events, _) = EventJournal::open(&dir.join("events"), journal_config)
-        .with_context(|| format!("opening the event journal of {shard}"))?;
-    let events = Arc::new(events);
-    let snapshots = SnapshotStore::open(&dir.join("snapshots"))
-        .with_context(|| format!("opening the snapshots of {shard}"))?;
-    let shard_config = ShardConfig {
-        shard,
-        shards: config.shards,
-        snapshot_every: config.snapshot_every.max(1),
-        batch: 1024,
-        retain_finished: config.retain_finished,
-    };
     let as_log: Arc<dyn CommandLog> = log.clone();
-    let (matcher, recovery) = Shard::recover(
-        shard_config,
-        &symbols,
-        as_log,
-        sink,
-        snapshots,
-        Some(events.clone()),
-    )
-    .await
-    .with_context(|| format!("recovering {shard}"))?;
+    let (matcher, recovery, events) =
+        recover_shard(&config, &symbols, shard, &dir, as_log, sink).await?;
     tracing::info!(%shard, snapshot_offset = recovery.snapshot_offset, replayed = recovery.replayed, "shard ready");
     let state = matcher.state();
     let logged = log.clone();
