@@ -21,7 +21,9 @@ DIR="${EXCHANGE_CLUSTER_DIR:-${TMPDIR:-/tmp}/exchange-cluster}"
 BIN="${EXCHANGE_BIN:-$ROOT/target/release/exchange}"
 PORT="${EXCHANGE_GATEWAY_PORT:-8080}"
 REDIS_PORT="${EXCHANGE_REDIS_CLUSTER_PORT:-7100}"
-export EXCHANGE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+# Every node as a seed, so a process that reconnects while a master is down finds the others.
+EXCHANGE_REDIS_URL="$(for p in $(seq "$REDIS_PORT" $((REDIS_PORT + 5))); do printf 'redis://127.0.0.1:%s,' "$p"; done)"
+export EXCHANGE_REDIS_URL="${EXCHANGE_REDIS_URL%,}"
 
 # Starts one process in the background and waits for its "listening on" line.
 start() {

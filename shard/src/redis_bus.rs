@@ -112,9 +112,41 @@ impl EventSink for RedisSink {
     }
 }
 
+/// How often a subscriber checks that each of its subscriptions still delivers.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// A subscription silent this long (heartbeats included) is made again on a new connection.
+const SILENCE: Duration = Duration::from_secs(3);
+
+/// A connection subscribed to `channels`, and the pushes it receives.
+async fn subscribed(
+    urls: &[String],
+    channels: &[String],
+) -> redis::RedisResult<(
+    redis::cluster_async::ClusterConnection,
+    mpsc::UnboundedReceiver<PushInfo>,
+)> {
+    let (push_tx, push_rx) = mpsc::unbounded_channel::<PushInfo>();
+    let client = ClusterClient::builder(urls.to_vec())
+        .use_protocol(ProtocolVersion::RESP3)
+        .push_sender(push_tx)
+        .build()?;
+    let mut conn = client.get_async_connection().await?;
+    for channel in channels {
+        conn.ssubscribe(channel).await?;
+    }
+    Ok((conn, push_rx))
+}
+
 /// Subscribes to the sharded Pub/Sub `channels`; each message is decoded by `decode` (from its
 /// channel and payload; `None` skips it) and sent to the receiver. The subscription lives as
 /// long as the receiver is read (the connection is kept by the task that decodes the pushes).
+///
+/// A sharded subscription lives on the node that holds its channel's slot, and dies with it
+/// (a master failing over). So every second the task publishes an empty heartbeat on each of
+/// its channels (receivers never see it), and a channel silent for three seconds makes it
+/// subscribe again, on a new connection, until that succeeds. What was published meanwhile is
+/// lost, as Pub/Sub always may lose it: the requests waiting on it time out.
 pub async fn ssubscribe<T, F>(
     urls: &[String],
     channels: &[String],
@@ -124,29 +156,65 @@ where
     T: Send + 'static,
     F: Fn(&[u8], &[u8]) -> Option<T> + Send + 'static,
 {
-    let (push_tx, mut push_rx) = mpsc::unbounded_channel::<PushInfo>();
-    let client = ClusterClient::builder(urls.to_vec())
-        .use_protocol(ProtocolVersion::RESP3)
-        .push_sender(push_tx)
-        .build()?;
-    let mut conn = client.get_async_connection().await?;
-    for channel in channels {
-        conn.ssubscribe(channel).await?;
-    }
+    let (mut conn, mut push_rx) = subscribed(urls, channels).await?;
+    let (urls, channels) = (urls.to_vec(), channels.to_vec());
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        let _conn = conn;
-        while let Some(push) = push_rx.recv().await {
-            if push.kind != PushKind::SMessage {
-                continue;
+        loop {
+            let mut heard = vec![tokio::time::Instant::now(); channels.len()];
+            let mut beat = tokio::time::interval(HEARTBEAT);
+            loop {
+                tokio::select! {
+                    push = push_rx.recv() => {
+                        let Some(push) = push else { break };
+                        if push.kind == PushKind::Disconnection {
+                            break;
+                        }
+                        if push.kind != PushKind::SMessage {
+                            continue;
+                        }
+                        let [Value::BulkString(channel), Value::BulkString(payload)] = &push.data[..]
+                        else {
+                            continue;
+                        };
+                        if let Some(i) = channels.iter().position(|c| c.as_bytes() == &channel[..]) {
+                            heard[i] = tokio::time::Instant::now();
+                        }
+                        if payload.is_empty() {
+                            continue;
+                        }
+                        if let Some(message) = decode(channel, payload)
+                            && tx.send(message).is_err()
+                        {
+                            return;
+                        }
+                    }
+                    _ = beat.tick() => {
+                        if tx.is_closed() {
+                            return;
+                        }
+                        if heard.iter().any(|h| h.elapsed() > SILENCE) {
+                            break;
+                        }
+                        for channel in &channels {
+                            let _ = conn.spublish::<_, _, usize>(channel, &[] as &[u8]).await;
+                        }
+                    }
+                }
             }
-            let [Value::BulkString(channel), Value::BulkString(payload)] = &push.data[..] else {
-                continue;
-            };
-            if let Some(message) = decode(channel, payload)
-                && tx.send(message).is_err()
-            {
-                return;
+            metrics::counter!("exchange_resubscriptions_total").increment(1);
+            tracing::warn!(?channels, "a subscription went silent; subscribing again");
+            loop {
+                match subscribed(&urls, &channels).await {
+                    Ok(fresh) => {
+                        (conn, push_rx) = fresh;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "subscribing again failed; retrying");
+                        tokio::time::sleep(HEARTBEAT).await;
+                    }
+                }
             }
         }
     });

@@ -132,12 +132,22 @@ impl CommandLog for RedisLog {
             .count(max.max(1))
             .block(BLOCK.as_millis() as usize);
         loop {
-            let reply: Option<StreamReadReply> = self
+            let read = self
                 .reader
                 .clone()
                 .xread_options(&[&self.stream], &[format!("0-{after}")], &options)
-                .await
-                .map_err(redis_error)?;
+                .await;
+            let reply: Option<StreamReadReply> = match read {
+                Ok(reply) => reply,
+                // A master failing over: the client finds the new one; the log is still there.
+                Err(e) if !self.closed.load(Ordering::SeqCst) => {
+                    metrics::counter!("exchange_log_read_retries_total").increment(1);
+                    tracing::warn!(stream = %self.stream, error = %e, "reading the command log failed; retrying");
+                    tokio::time::sleep(BLOCK).await;
+                    continue;
+                }
+                Err(e) => return Err(redis_error(e)),
+            };
             let ids = reply
                 .into_iter()
                 .flat_map(|r| r.keys)
