@@ -433,3 +433,200 @@ async fn the_cluster_accounts_store_applies_transfers_once_and_refuses_replays()
     let other = RedisAccounts::connect(&urls, &ns, [8; 32]).await;
     assert!(other.is_err(), "a different master key is refused");
 }
+
+/// A Redis Cluster of this test's own (`infra/redis-cluster.sh` on other ports), stopped and
+/// deleted when dropped.
+struct OwnRedis {
+    env: Vec<(&'static str, String)>,
+    dir: tempfile::TempDir,
+    base: u16,
+}
+
+impl OwnRedis {
+    fn up(base: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let env = vec![
+            ("EXCHANGE_REDIS_CLUSTER_PORT", base.to_string()),
+            (
+                "EXCHANGE_REDIS_CLUSTER_DIR",
+                dir.path().display().to_string(),
+            ),
+        ];
+        let status = Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/infra/redis-cluster.sh"
+        ))
+        .arg("up")
+        .envs(env.iter().map(|(k, v)| (*k, v)))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+        assert!(status.success(), "a Redis Cluster of the test's own starts");
+        Self { env, dir, base }
+    }
+
+    fn seeds(&self) -> String {
+        (self.base..self.base + 6)
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn cli(&self, port: u16, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The port of the master serving `key`'s slot, as `via` sees the cluster.
+    fn master_of(&self, via: u16, key: &str) -> Option<u16> {
+        let slot: u16 = self
+            .cli(via, &["cluster", "keyslot", key])
+            .trim()
+            .parse()
+            .ok()?;
+        self.cli(via, &["cluster", "nodes"]).lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let serves = f.get(8..)?.iter().any(|r| serves_slot(r, slot));
+            let port = f.get(1)?.split(['@', ':']).nth(1)?.parse().ok()?;
+            (f.get(2)?.contains("master") && !f[2].contains("fail") && serves).then_some(port)
+        })
+    }
+}
+
+/// Whether a `cluster nodes` slot field (`5461-10922` or `42`) covers `slot`.
+fn serves_slot(range: &str, slot: u16) -> bool {
+    let bound = |s: &str| s.parse::<u16>().ok();
+    match range.split_once('-') {
+        Some((a, b)) => {
+            matches!((bound(a), bound(b)), (Some(a), Some(b)) if (a..=b).contains(&slot))
+        }
+        None => bound(range) == Some(slot),
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/infra/redis-cluster.sh"
+        ))
+        .arg("down")
+        .envs(self.env.iter().map(|(k, v)| (*k, v)))
+        .stdout(Stdio::null())
+        .status();
+        let _ = &self.dir;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_rides_out_a_redis_master_failover() {
+    // Needs redis-server as the other cluster tests do; runs on a cluster of its own, as it
+    // kills one of its masters.
+    if cluster().is_none() {
+        return;
+    }
+    let redis = OwnRedis::up(7400);
+    // Replicas must have synced before a master dies, or none can be promoted.
+    eventually("every master's replica online", || async {
+        let all = (7400..7406).all(|p| {
+            let info = redis.cli(p, &["info", "replication"]);
+            !info.contains("role:master") || info.contains("state=online")
+        });
+        all.then_some(())
+    })
+    .await;
+    let seeds = redis.seeds();
+    let dir = tempfile::tempdir().unwrap();
+    let ns = "f-";
+    let mut shards: Vec<ShardProcess> = (0..SHARDS)
+        .map(|id| spawn_shard(id, dir.path(), &seeds, ns))
+        .collect();
+    let gw = exchange::cluster::run_gateway(
+        gateway_config(dir.path(), &seeds, ns),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", gw.addr);
+    let admin = Client::new(
+        &base,
+        read_credentials(&dir.path().join("admin-key.json")).unwrap(),
+    );
+    let seller = trader(&admin, &base).await;
+    let buyer = trader(&admin, &base).await;
+    let (s, sell) = call(
+        &seller,
+        Method::POST,
+        "/orders",
+        Some(limit("SELL", "65000.00", "0.50000", "s1")),
+    )
+    .await;
+    assert_eq!(s, 201, "{sell}");
+    let (s, buy) = call(
+        &buyer,
+        Method::POST,
+        "/orders",
+        Some(limit("BUY", "65000.00", "0.20000", "b1")),
+    )
+    .await;
+    assert_eq!((s, buy["status"].as_str()), (201, Some("FILLED")), "{buy}");
+
+    // SIGKILL the master holding BTC-USD's shard (its log, outcomes and questions).
+    let btc = exchange_core::shard_for("BTC-USD", SHARDS).0;
+    let key = format!("{{{ns}shard-{btc}}}:commands");
+    let victim = redis.master_of(7400, &key).unwrap();
+    let pid = std::fs::read_to_string(redis.dir.path().join(victim.to_string()).join("redis.pid"))
+        .unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", pid.trim()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let survivor = if victim == 7400 { 7401 } else { 7400 };
+    let promoted = eventually("a replica promoted", || async {
+        redis.master_of(survivor, &key).filter(|p| *p != victim)
+    })
+    .await;
+    assert_ne!(promoted, victim);
+
+    // Trading resumes by itself: a new order is answered, the old ones read back the same.
+    let mut attempt = 0;
+    let placed = eventually("an order answered after the failover", || {
+        attempt += 1;
+        let order = limit("SELL", "70000.00", "0.10000", &format!("after-{attempt}"));
+        let seller = seller.clone();
+        async move {
+            let (s, o) = call(&seller, Method::POST, "/orders", Some(order)).await;
+            (s == 201).then_some(o)
+        }
+    })
+    .await;
+    assert_eq!(placed["status"], "NEW", "{placed}");
+    let (s, read) = call(&seller, Method::GET, "/orders/client/s1", None).await;
+    assert_eq!(s, 200, "{read}");
+    assert_eq!(read["status"], "PARTIALLY_FILLED");
+    assert_eq!(read["filled_quantity"], "0.20000");
+    let (s, b) = call(&buyer, Method::GET, "/orders/client/b1", None).await;
+    assert_eq!((s, b["status"].as_str()), (200, Some("FILLED")), "{b}");
+    let totals = eventually("balances conserved", || async {
+        let (s, t) = call(&admin, Method::GET, "/admin/totals", None).await;
+        (s == 200
+            && t.as_array()
+                .is_some_and(|a| a.iter().all(|x| x["held"] == x["transferred"])))
+        .then_some(t)
+    })
+    .await;
+    assert!(!totals.as_array().unwrap().is_empty());
+
+    gw.shutdown().await.unwrap();
+    for shard in &mut shards {
+        let _ = shard.0.kill();
+        let _ = shard.0.wait();
+    }
+}
