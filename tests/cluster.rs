@@ -137,6 +137,29 @@ fn limit(side: &str, price: &str, qty: &str, client_id: &str) -> Value {
            "quantity": qty, "client_order_id": client_id})
 }
 
+/// The seller rests 0.5 BTC at 65,000 (`s1`) and the buyer takes 0.2 of it (`b1`); returns
+/// both execution reports.
+async fn first_trade(seller: &Client, buyer: &Client) -> (Value, Value) {
+    let (s, sell) = call(
+        seller,
+        Method::POST,
+        "/orders",
+        Some(limit("SELL", "65000.00", "0.50000", "s1")),
+    )
+    .await;
+    assert_eq!((s, sell["status"].as_str()), (201, Some("NEW")), "{sell}");
+    let (s, buy) = call(
+        buyer,
+        Method::POST,
+        "/orders",
+        Some(limit("BUY", "65000.00", "0.20000", "b1")),
+    )
+    .await;
+    assert_eq!((s, buy["status"].as_str()), (201, Some("FILLED")), "{buy}");
+    assert_eq!(buy["fills"].as_array().unwrap().len(), 1, "{buy}");
+    (sell, buy)
+}
+
 /// Polls `f` until it answers `Some`, for at most 20 s.
 async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut f: impl FnMut() -> F) -> T {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -183,23 +206,7 @@ async fn gateways_and_shards_in_separate_processes_trade_and_survive_a_shard_kil
     let buyer = trader(&admin, &base_b).await;
 
     // A resting sell through gateway A, a crossing buy through gateway B.
-    let (s, sell) = call(
-        &seller,
-        Method::POST,
-        "/orders",
-        Some(limit("SELL", "65000.00", "0.50000", "s1")),
-    )
-    .await;
-    assert_eq!((s, sell["status"].as_str()), (201, Some("NEW")), "{sell}");
-    let (s, buy) = call(
-        &buyer,
-        Method::POST,
-        "/orders",
-        Some(limit("BUY", "65000.00", "0.20000", "b1")),
-    )
-    .await;
-    assert_eq!((s, buy["status"].as_str()), (201, Some("FILLED")), "{buy}");
-    assert_eq!(buy["fills"].as_array().unwrap().len(), 1, "{buy}");
+    let (sell, _) = first_trade(&seller, &buyer).await;
 
     // Each gateway reads what went through the other.
     let sell_id = sell["order_id"].as_str().unwrap().to_owned();
@@ -558,22 +565,7 @@ async fn the_cluster_rides_out_a_redis_master_failover() {
     );
     let seller = trader(&admin, &base).await;
     let buyer = trader(&admin, &base).await;
-    let (s, sell) = call(
-        &seller,
-        Method::POST,
-        "/orders",
-        Some(limit("SELL", "65000.00", "0.50000", "s1")),
-    )
-    .await;
-    assert_eq!(s, 201, "{sell}");
-    let (s, buy) = call(
-        &buyer,
-        Method::POST,
-        "/orders",
-        Some(limit("BUY", "65000.00", "0.20000", "b1")),
-    )
-    .await;
-    assert_eq!((s, buy["status"].as_str()), (201, Some("FILLED")), "{buy}");
+    first_trade(&seller, &buyer).await;
 
     // SIGKILL the master holding BTC-USD's shard (its log, outcomes and questions).
     let btc = exchange_core::shard_for("BTC-USD", SHARDS).0;
