@@ -26,6 +26,7 @@ fn config() -> WorkerConfig {
         batch: 7,
         poll: Duration::from_millis(20),
         backoff: (Duration::from_millis(1), Duration::from_millis(20)),
+        linger: Duration::ZERO,
     }
 }
 
@@ -259,6 +260,78 @@ async fn a_stop_signal_ends_a_worker_that_waits_for_records() {
         .expect("the worker stops")
         .unwrap()
         .unwrap();
+}
+
+/// A handler that keeps the sizes of the batches it was given and the records' sequence.
+#[derive(Default)]
+struct Batches(parking_lot::Mutex<Vec<Vec<u64>>>);
+
+#[async_trait]
+impl Handler for Batches {
+    fn name(&self) -> &str {
+        "settle"
+    }
+    async fn handle(&self, records: &[StreamRecord]) -> Result<Written, StoreError> {
+        self.0.lock().push(records.iter().map(|r| r.seq).collect());
+        Ok(Written::default())
+    }
+}
+
+#[tokio::test]
+async fn a_steady_trickle_is_handled_in_batches_that_linger() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = EventJournal::open(&dir.path().join("events"), JournalConfig::default()).unwrap();
+    let journal = Arc::new(j);
+    let source = Arc::new(JournalSource::new(
+        "shard-0".into(),
+        journal.clone(),
+        &[("settle", 0)],
+    ));
+    let checkpoints = Arc::new(Checkpoints::open(&dir.path().join("consumers")).unwrap());
+    let batches = Arc::new(Batches::default());
+    let linger = Duration::from_millis(50);
+    let (_stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(worker::run(
+        batches.clone(),
+        source,
+        checkpoints.clone(),
+        WorkerConfig {
+            batch: 10_000,
+            linger,
+            ..config()
+        },
+        stopped,
+    ));
+    // One record a millisecond: without lingering, nearly every record is a batch of its own.
+    let started = std::time::Instant::now();
+    for n in 1..=200 {
+        journal
+            .append(vec![trade_record("shard-0", n, n)])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let elapsed = started.elapsed();
+    journal.close();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the worker drains the closed journal")
+        .unwrap()
+        .unwrap();
+    let batches = batches.0.lock();
+    let seen: Vec<u64> = batches.iter().flatten().copied().collect();
+    assert_eq!(
+        seen,
+        (1..=200).collect::<Vec<_>>(),
+        "each record once, in order"
+    );
+    let most = elapsed.as_millis() / linger.as_millis() + 3;
+    assert!(
+        batches.len() as u128 <= most,
+        "{} batches in {elapsed:?}: at most one per {linger:?} (+3) expected",
+        batches.len()
+    );
+    assert_eq!(checkpoints.get("settle", "shard-0").unwrap(), 200);
 }
 
 #[tokio::test]
