@@ -113,6 +113,81 @@ impl EventSource for AccountsSource {
     fn ack(&self, _consumer: &str, _position: u64) {}
 }
 
+/// How much lower the functions' CPU priority is than the rest of the process (a nice value).
+const BACKGROUND_NICE: i32 = 10;
+
+/// A runtime on a thread of its own at a lower CPU priority, for the settle and rollup workers
+/// and the stores they write. Matching and answering orders come first: the workers keep up in
+/// the time those leave, and when orders take every core their lag grows
+/// (`exchange_worker_lag_records`; the events wait in the event journals) and is made up after,
+/// instead of slowing every answer down. Threads it starts (SQLite's connection threads, its
+/// blocking tasks) inherit the priority. It stops when dropped.
+pub struct Background {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Background {
+    /// Starts the thread and its runtime.
+    pub fn start() -> anyhow::Result<Self> {
+        let (ready, handle) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("functions".into())
+            .spawn(move || {
+                // On Linux a nice value belongs to one thread, and threads it starts inherit it.
+                // SAFETY: setpriority takes plain integers and touches no memory of ours.
+                if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE) } != 0 {
+                    tracing::warn!(error = %std::io::Error::last_os_error(), "could not lower the functions' priority");
+                }
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .thread_name("functions-blocking")
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready.send(Ok(runtime.handle().clone()));
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+                runtime.shutdown_timeout(Duration::from_secs(5));
+            })
+            .context("starting the functions' thread")?;
+        let handle = handle
+            .recv()
+            .context("the functions' thread stopped at once")?
+            .context("building the functions' runtime")?;
+        Ok(Self {
+            handle,
+            stop: Some(stop),
+        })
+    }
+
+    /// Runs `work` on the background runtime and waits for it.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        self.handle
+            .spawn(work)
+            .await
+            .context("a background task failed")
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
 /// Where settle and rollup write.
 #[derive(Clone)]
 pub struct Stores {
@@ -120,9 +195,18 @@ pub struct Stores {
     pub rollup: Arc<dyn RollupStore>,
 }
 
-/// Opens the configured stores: MongoDB for settlement when `EXCHANGE_MONGODB_URL` is set,
-/// PostgreSQL for rollup when `EXCHANGE_DATABASE_URL` is set, the embedded store
-/// (`functions.db` in the data directory) for whatever is not.
+/// Opens the configured stores on `background` (their connections belong to it): MongoDB for
+/// settlement when `EXCHANGE_MONGODB_URL` is set, PostgreSQL for rollup when
+/// `EXCHANGE_DATABASE_URL` is set, the embedded store (`functions.db` in the data directory)
+/// for whatever is not.
+pub async fn open_stores_on(background: &Background, config: &Config) -> anyhow::Result<Stores> {
+    let config = config.clone();
+    background
+        .run(async move { open_stores(&config).await })
+        .await?
+}
+
+/// Opens the configured stores (see [`open_stores_on`]) on the current runtime.
 pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
     let embedded = if config.mongodb_url.is_none() || config.database_url.is_none() {
         let path = config.data_dir.join("functions.db");
@@ -176,16 +260,19 @@ pub async fn open_history(config: &Config) -> anyhow::Result<Option<Arc<dyn Roll
     Ok(Some(Arc::new(store)))
 }
 
-/// The workers running in the process.
+/// The workers running in the process, on their background runtime.
 pub struct Workers {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<(), SourceError>>>,
     accounts: Option<Arc<AccountsSource>>,
+    /// Dropped (stopped) after the workers.
+    _background: Background,
 }
 
 /// Starts a settle and a rollup worker on every shard's event journal, and a settle worker on
-/// the accounts' transfers when given, each from its checkpoint.
+/// the accounts' transfers when given, each from its checkpoint, on `background`.
 pub fn start_workers(
+    background: Background,
     stores: &Stores,
     journals: &[(ShardId, Arc<EventJournal>)],
     accounts: Option<Arc<EmbeddedAccounts>>,
@@ -197,7 +284,7 @@ pub fn start_workers(
     let rollup: Arc<dyn worker::Handler> = Arc::new(Rollup(stores.rollup.clone()));
     let mut tasks = Vec::new();
     let spawn = |handler: &Arc<dyn worker::Handler>, source: Arc<dyn EventSource>| {
-        tokio::spawn(worker::run(
+        background.handle.spawn(worker::run(
             handler.clone(),
             source,
             checkpoints.clone(),
@@ -224,6 +311,7 @@ pub fn start_workers(
         stop,
         tasks,
         accounts,
+        _background: background,
     })
 }
 
@@ -377,6 +465,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_functions_run_at_a_lower_priority_and_their_threads_inherit_it() {
+        let nice = || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let background = Background::start().unwrap();
+        let (own, started) = background
+            .run(async move {
+                let started = std::thread::spawn(nice).join().unwrap();
+                (nice(), started)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (own, started),
+            (nice() + BACKGROUND_NICE, nice() + BACKGROUND_NICE)
+        );
+    }
+
+    #[tokio::test]
     async fn shutdown_does_not_wait_forever_for_an_unreachable_store() {
         let dir = tempfile::tempdir().unwrap();
         let accounts = Arc::new(EmbeddedAccounts::open(dir.path(), [7; 32]).unwrap());
@@ -399,6 +504,7 @@ mod tests {
         };
         let checkpoints = Arc::new(Checkpoints::open(&dir.path().join("consumers")).unwrap());
         let workers = start_workers(
+            Background::start().unwrap(),
             &stores,
             &[(ShardId(0), journal)],
             Some(accounts),

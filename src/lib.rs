@@ -295,12 +295,14 @@ pub async fn start(
         matchers.push(tokio::spawn(shard.run()));
     }
 
-    let stores = functions::open_stores(&config).await?;
+    let background = functions::Background::start()?;
+    let stores = functions::open_stores_on(&background, &config).await?;
     let checkpoints = Arc::new(
         exchange_functions::worker::Checkpoints::open(&config.data_dir.join("consumers"))
             .context("opening the workers' checkpoints")?,
     );
     let workers = functions::start_workers(
+        background,
         &stores,
         &event_journals,
         Some(Arc::clone(&accounts)),

@@ -114,12 +114,14 @@ pub async fn run_shard(
     .context("serving reads")?;
     let running = tokio::spawn(matcher.run());
 
-    let stores = functions::open_stores(&config).await?;
+    let background = functions::Background::start()?;
+    let stores = functions::open_stores_on(&background, &config).await?;
     let checkpoints = Arc::new(
         exchange_functions::worker::Checkpoints::open(&dir.join("consumers"))
             .context("opening the workers' checkpoints")?,
     );
     let workers = functions::start_workers(
+        background,
         &stores,
         &[(shard, events.clone())],
         None,
