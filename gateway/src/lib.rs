@@ -53,9 +53,21 @@ use utoipa_axum::routes;
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// What every handler shares.
+/// What every handler shares: one pointer, so that the clones axum makes for every request and
+/// middleware cost one reference count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+#[derive(Clone)]
+pub struct Shared {
     pub exchange: Arc<dyn Exchange>,
     pub accounts: Arc<dyn Accounts>,
     pub feed: Arc<dyn feed::Feed>,
@@ -76,7 +88,7 @@ impl AppState {
         limits: RateLimits,
         ws: ws::WsConfig,
     ) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             exchange,
             accounts,
             feed,
@@ -85,12 +97,12 @@ impl AppState {
             ws: Arc::new(ws),
             metrics: metrics_handle(),
             history: None,
-        }
+        }))
     }
 
     /// Reads candles and trade history from `history`.
     pub fn with_history(mut self, history: Arc<dyn history::History>) -> Self {
-        self.history = Some(history);
+        Arc::make_mut(&mut self.0).history = Some(history);
         self
     }
 
