@@ -139,17 +139,14 @@ impl Client {
         self.send_raw(method, path, bytes, ct).await
     }
 
-    /// Sends a signed request with these body bytes and content type.
-    pub async fn send_raw(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Vec<u8>,
-        content_type: Option<&str>,
-    ) -> anyhow::Result<(u16, Value)> {
+    /// `path` (which may carry a query string) with the query a request of `method` with
+    /// `body` is signed with: a timestamp, a nonce and the signature.
+    pub fn signed_target(&self, method: &str, path: &str, body: &[u8]) -> String {
         static NONCE: AtomicU64 = AtomicU64::new(0);
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
-        let ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
         // The nonce tells apart identical requests signed in the same millisecond, which the
         // exchange would otherwise refuse as a replay.
         let nonce = NONCE.fetch_add(1, Ordering::Relaxed);
@@ -160,9 +157,24 @@ impl Client {
         };
         let signature = sign(
             self.creds.secret.as_bytes(),
-            &payload(method.as_str(), path, &query, &body),
+            &payload(method, path, &query, body),
         );
-        let url = format!("{}{path}?{query}&signature={signature}", self.base);
+        format!("{path}?{query}&signature={signature}")
+    }
+
+    /// Sends a signed request with these body bytes and content type.
+    pub async fn send_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Vec<u8>,
+        content_type: Option<&str>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let url = format!(
+            "{}{}",
+            self.base,
+            self.signed_target(method.as_str(), path, &body)
+        );
         let mut req = self
             .http
             .request(method, url)

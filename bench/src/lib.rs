@@ -17,6 +17,7 @@
 //! sent and what was acknowledged: nothing acknowledged may be lost or changed.
 
 pub mod fanout;
+pub mod http1;
 
 use anyhow::{Context, bail};
 use exchange::admin::{Client as Signer, Credentials};
@@ -445,9 +446,53 @@ impl WsOrders {
     }
 }
 
+/// A client's REST connection and the keys it signs with: HTTP/1.1 over the bare client
+/// ([`http1`]), HTTP/2 over reqwest.
+struct Rest {
+    signers: Vec<Signer>,
+    http1: Option<http1::Http1>,
+}
+
+impl Rest {
+    /// Sends a request signed by `trader`'s key; the status and the JSON answer.
+    async fn send(
+        &mut self,
+        trader: usize,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let signer = &self.signers[trader];
+        let Some(http1) = &mut self.http1 else {
+            return signer.send(method, path, body).await;
+        };
+        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let target = signer.signed_target(method.as_str(), path, &body);
+        let mut headers = vec![(exchange_gateway::auth::KEY_HEADER, signer.key_id())];
+        if !body.is_empty() {
+            headers.push(("content-type", "application/json"));
+        }
+        let (status, answer) = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            http1.send(method.as_str(), &target, &headers, &body),
+        )
+        .await??;
+        let json = if answer.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&answer)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&answer).into_owned()))
+        };
+        Ok((status, json))
+    }
+}
+
+/// How long a request may take before it counts as timed out.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How a client places its orders.
 enum Transport {
-    Rest(Vec<Signer>),
+    Rest(Rest),
     /// One socket, so one account for all of the client's orders.
     Ws(Box<WsOrders>, usize),
 }
@@ -496,7 +541,7 @@ async fn client(
 ) -> anyhow::Result<Tally> {
     let base = &o.urls[id % o.urls.len()];
     // One connection per client, shared by the keys it signs with.
-    let mut http = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    let mut http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT);
     if o.http2 {
         http = http.http2_prior_knowledge();
     }
@@ -505,7 +550,14 @@ async fn client(
         Transport::Ws(Box::new(WsOrders::open(base, &keys[trader]).await?), trader)
     } else {
         let first = Signer::with_http(http.build()?, base.clone(), keys[0].clone());
-        Transport::Rest(keys.iter().map(|k| first.with_key(k.clone())).collect())
+        Transport::Rest(Rest {
+            signers: keys.iter().map(|k| first.with_key(k.clone())).collect(),
+            http1: if o.http2 {
+                None
+            } else {
+                Some(http1::Http1::new(base)?)
+            },
+        })
     };
     let mut tally = Tally {
         latency: Histogram::new_with_bounds(1, 60_000_000, 3)?,
@@ -523,26 +575,23 @@ async fn client(
     let mut quotes: Vec<Quote> = Vec::new();
     while Instant::now() < stop {
         n += 1;
-        if let (Workload::MarketMaking { amend, place, ioc }, Transport::Rest(signers)) =
-            (o.workload, &transport)
+        if let (Workload::MarketMaking { amend, place, ioc }, Transport::Rest(rest)) =
+            (o.workload, &mut transport)
         {
             let sent = Instant::now();
             let (step, index) = mm_step(&o, (amend, place, ioc), &quotes, id, n, start.elapsed());
             let (trader, result) = match &step {
-                MmStep::Place(t, body, _) => (
-                    *t,
-                    signers[*t].send(Method::POST, "/orders", Some(body)).await,
-                ),
+                MmStep::Place(t, body, _) => {
+                    (*t, rest.send(*t, Method::POST, "/orders", Some(body)).await)
+                }
                 MmStep::Amend(t, oid, body) => (
                     *t,
-                    signers[*t]
-                        .send(Method::PATCH, &format!("/orders/{oid}"), Some(body))
+                    rest.send(*t, Method::PATCH, &format!("/orders/{oid}"), Some(body))
                         .await,
                 ),
                 MmStep::Cancel(t, oid) => (
                     *t,
-                    signers[*t]
-                        .send(Method::DELETE, &format!("/orders/{oid}"), None)
+                    rest.send(*t, Method::DELETE, &format!("/orders/{oid}"), None)
                         .await,
                 ),
             };
@@ -624,9 +673,8 @@ async fn client(
             break;
         }
         let placed = match &mut transport {
-            Transport::Rest(signers) => {
-                signers[trader]
-                    .send(Method::POST, "/orders", Some(&body))
+            Transport::Rest(rest) => {
+                rest.send(trader, Method::POST, "/orders", Some(&body))
                     .await
             }
             Transport::Ws(ws, account) => {
@@ -636,10 +684,8 @@ async fn client(
         };
         let (outcome, response) = match placed {
             Ok((status, response)) => (status.to_string(), (status == 201).then_some(response)),
-            Err(e) => match e.downcast_ref::<reqwest::Error>() {
-                Some(e) if e.is_timeout() => ("timeout".into(), None),
-                _ => ("connection error".into(), None),
-            },
+            Err(e) if is_timeout(&e) => ("timeout".into(), None),
+            Err(_) => ("connection error".into(), None),
         };
         if sent.duration_since(start) >= o.warmup {
             tally
@@ -659,6 +705,13 @@ async fn client(
         }
     }
     Ok(tally)
+}
+
+/// Whether a request failed by taking too long.
+fn is_timeout(e: &anyhow::Error) -> bool {
+    e.is::<tokio::time::error::Elapsed>()
+        || e.downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_timeout)
 }
 
 /// Why an order read back does not match its acknowledgement, if it does not.
