@@ -200,10 +200,16 @@ impl Shards {
         }
     }
 
-    /// Asks the shard of `symbol` (none for a symbol not listed).
-    async fn ask_symbol(&self, symbol: SymbolId, q: Query) -> Read<Option<Answer>> {
+    /// Asks the shard of `symbol` (none for a symbol not listed) and takes the answer apart
+    /// with `pick`.
+    async fn ask_symbol<T>(
+        &self,
+        symbol: SymbolId,
+        q: Query,
+        pick: impl FnOnce(Answer) -> Read<Option<T>> + Send,
+    ) -> Read<Option<T>> {
         match self.shard_of(symbol) {
-            Some(shard) => shard.ask(q).await.map(Some),
+            Some(shard) => pick(shard.ask(q).await?),
             None => Ok(None),
         }
     }
@@ -305,11 +311,11 @@ impl Exchange for Shards {
     }
 
     async fn order(&self, id: OrderId) -> Read<Option<OrderRecord>> {
-        match self.ask_symbol(id.symbol(), Query::Order(id)).await? {
-            None => Ok(None),
-            Some(Answer::Order(o)) => Ok(o),
-            Some(a) => Err(mismatch(a)),
-        }
+        self.ask_symbol(id.symbol(), Query::Order(id), |a| match a {
+            Answer::Order(x) => Ok(x),
+            a => Err(mismatch(a)),
+        })
+        .await
     }
 
     async fn order_by_client_id(
@@ -365,11 +371,11 @@ impl Exchange for Shards {
     }
 
     async fn ticker(&self, symbol: SymbolId, now: Timestamp) -> Read<Option<TickerView>> {
-        match self.ask_symbol(symbol, Query::Ticker(symbol, now)).await? {
-            None => Ok(None),
-            Some(Answer::Ticker(t)) => Ok(t),
-            Some(a) => Err(mismatch(a)),
-        }
+        self.ask_symbol(symbol, Query::Ticker(symbol, now), |a| match a {
+            Answer::Ticker(x) => Ok(x),
+            a => Err(mismatch(a)),
+        })
+        .await
     }
 
     async fn candle(
@@ -383,30 +389,27 @@ impl Exchange for Shards {
             minutes,
             now,
         };
-        match self.ask_symbol(symbol, q).await? {
-            None => Ok(None),
-            Some(Answer::Candle(c)) => Ok(c),
-            Some(a) => Err(mismatch(a)),
-        }
+        self.ask_symbol(symbol, q, |a| match a {
+            Answer::Candle(x) => Ok(x),
+            a => Err(mismatch(a)),
+        })
+        .await
     }
 
     async fn depth(&self, symbol: SymbolId, limit: usize) -> Read<Option<DepthView>> {
-        match self.ask_symbol(symbol, Query::Depth(symbol, limit)).await? {
-            None => Ok(None),
-            Some(Answer::Depth(d)) => Ok(d),
-            Some(a) => Err(mismatch(a)),
-        }
+        self.ask_symbol(symbol, Query::Depth(symbol, limit), |a| match a {
+            Answer::Depth(x) => Ok(x),
+            a => Err(mismatch(a)),
+        })
+        .await
     }
 
     async fn trades(&self, symbol: SymbolId, limit: usize) -> Read<Option<Vec<TradeRecord>>> {
-        match self
-            .ask_symbol(symbol, Query::Trades(symbol, limit))
-            .await?
-        {
-            None => Ok(None),
-            Some(Answer::Trades(t)) => Ok(t),
-            Some(a) => Err(mismatch(a)),
-        }
+        self.ask_symbol(symbol, Query::Trades(symbol, limit), |a| match a {
+            Answer::Trades(x) => Ok(x),
+            a => Err(mismatch(a)),
+        })
+        .await
     }
 
     async fn account_funds(
