@@ -197,7 +197,7 @@ fn check_layout(data_dir: &Path, shards: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How each shard's command journal and event journal write.
+/// How each shard's command journal writes (and its event journal, but for the syncs).
 pub(crate) fn journal_config(config: &Config) -> JournalConfig {
     JournalConfig {
         fsync: config.fsync,
@@ -216,7 +216,13 @@ pub(crate) async fn recover_shard(
     log: Arc<dyn CommandLog>,
     sink: Arc<dyn exchange_shard::EventSink>,
 ) -> anyhow::Result<(Shard, exchange_shard::Recovery, Arc<EventJournal>)> {
-    let (events, _) = EventJournal::open(&dir.join("events"), journal_config(config))
+    // The event journal is synced before each snapshot, not with every batch (its records are
+    // written again from the replay after a crash).
+    let events_config = JournalConfig {
+        sync_each_batch: false,
+        ..journal_config(config)
+    };
+    let (events, _) = EventJournal::open(&dir.join("events"), events_config)
         .with_context(|| format!("opening the event journal of {id}"))?;
     let events = Arc::new(events);
     let snapshots = SnapshotStore::open(&dir.join("snapshots"))
@@ -268,7 +274,6 @@ pub async fn start(
     let mut journals = Vec::new();
     let mut event_journals = Vec::new();
     let mut matchers = Vec::new();
-    // The command journal and the event journal of each shard write alike.
     let journal_config = journal_config(&config);
     for n in 0..config.shards {
         let id = ShardId(n);

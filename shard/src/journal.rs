@@ -27,6 +27,7 @@ use std::io::{BufReader, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 use tokio::sync::{Notify, oneshot};
@@ -52,8 +53,13 @@ impl Record for LogRecord {
 /// How the journal writes.
 #[derive(Clone, Copy, Debug)]
 pub struct JournalConfig {
-    /// `fdatasync` after every batch. Turning it off trades durability on power loss for speed.
+    /// Make appends durable with `fdatasync`. Turning it off trades durability on power loss
+    /// for speed.
     pub fsync: bool,
+    /// With `fsync`: sync every batch before answering it (a command log: an append is
+    /// acknowledged only once durable), or only when asked ([`Journal::sync`]) and on close,
+    /// for a journal whose records can be written again after a crash (the event stream).
+    pub sync_each_batch: bool,
     /// Most appends committed by one write and sync.
     pub max_batch: usize,
     /// A segment is closed and a new one started once it holds this many bytes.
@@ -64,6 +70,7 @@ impl Default for JournalConfig {
     fn default() -> Self {
         Self {
             fsync: true,
+            sync_each_batch: true,
             max_batch: 4096,
             segment_bytes: 256 << 20,
         }
@@ -90,6 +97,8 @@ type Reply<R> = oneshot::Sender<Result<Vec<(u64, R)>, LogError>>;
 
 struct WriteReq<R> {
     records: Vec<R>,
+    /// Make everything written so far durable before answering.
+    sync: bool,
     reply: Reply<R>,
 }
 
@@ -128,6 +137,8 @@ struct Shared<R> {
     dir: PathBuf,
     state: Mutex<State<R>>,
     notify: Notify,
+    /// `fdatasync`s done so far.
+    syncs: AtomicU64,
 }
 
 /// A shard's journal file. See the module docs.
@@ -264,6 +275,7 @@ impl<R: Record> Journal<R> {
                 failed: None,
             }),
             notify: Notify::new(),
+            syncs: AtomicU64::new(0),
         });
         let (sender, receiver) = mpsc::channel();
         let writer_shared = Arc::clone(&shared);
@@ -276,6 +288,11 @@ impl<R: Record> Journal<R> {
             writer: Mutex::new(Some(writer)),
         };
         Ok((journal, report))
+    }
+
+    /// How many times the journal has synced its file so far.
+    pub fn sync_count(&self) -> u64 {
+        self.shared.syncs.load(Ordering::Relaxed)
     }
 
     /// How many segment files the journal has now.
@@ -364,6 +381,8 @@ fn write_loop<R: Record>(
     config: JournalConfig,
 ) {
     let mut buf = Vec::with_capacity(1 << 20);
+    // Written since the last sync (only ever true when batches are not synced each).
+    let mut unsynced = false;
     while let Ok(first) = receiver.recv() {
         let mut reqs = vec![first];
         let mut count = reqs[0].records.len();
@@ -423,8 +442,12 @@ fn write_loop<R: Record>(
             }
         }
         let started = Instant::now();
+        let sync = config.fsync && (config.sync_each_batch || reqs.iter().any(|r| r.sync));
         let written = file.write_all(&buf).and_then(|()| {
-            if config.fsync {
+            unsynced |= !buf.is_empty();
+            if sync && unsynced {
+                unsynced = false;
+                shared.syncs.fetch_add(1, Ordering::Relaxed);
                 file.sync_data()
             } else {
                 Ok(())
@@ -464,6 +487,16 @@ fn write_loop<R: Record>(
             let _ = req.reply.send(Ok(entries));
         }
     }
+    // Closed: what was written without a sync is made durable now.
+    if config.fsync && unsynced {
+        shared.syncs.fetch_add(1, Ordering::Relaxed);
+    }
+    if config.fsync
+        && unsynced
+        && let Err(e) = file.sync_data()
+    {
+        tracing::error!(dir = %shared.dir.display(), error = %e, "syncing the journal on close failed");
+    }
 }
 
 impl<R: Record> Journal<R> {
@@ -478,11 +511,28 @@ impl<R: Record> Journal<R> {
     /// Queues an append without waiting for it: appends are written in the order they are
     /// submitted; the receiver answers once this one is durable.
     pub fn submit(&self, records: Vec<R>) -> Result<Appended<R>, LogError> {
+        self.request(records, false)
+    }
+
+    /// Makes every append submitted before it durable (when the journal syncs at all); answers
+    /// once it is. A journal that syncs each batch is durable at every answer already.
+    pub async fn sync(&self) -> Result<(), LogError> {
+        self.request(Vec::new(), true)?
+            .await
+            .map_err(|_| LogError::Closed)?
+            .map(drop)
+    }
+
+    fn request(&self, records: Vec<R>, sync: bool) -> Result<Appended<R>, LogError> {
         let (reply, response) = oneshot::channel();
         let sender = self.sender.lock();
         let sender = sender.as_ref().ok_or(LogError::Closed)?;
         sender
-            .send(WriteReq { records, reply })
+            .send(WriteReq {
+                records,
+                sync,
+                reply,
+            })
             .map_err(|_| LogError::Closed)?;
         Ok(response)
     }

@@ -88,10 +88,12 @@ impl Events {
         Ok(())
     }
 
-    /// Waits until every record submitted is durable.
+    /// Waits until every record submitted is durable (the event journal is not synced with
+    /// every append).
     async fn settle(&mut self) -> Result<(), ShardError> {
         if let Some(pending) = self.pending.take() {
             pending.await.map_err(|_| LogError::Closed)??;
+            self.journal.sync().await?;
         }
         Ok(())
     }

@@ -282,3 +282,50 @@ async fn damage_before_the_last_segment_refuses_to_open() {
         Ok(_) => panic!("a damaged middle segment must not open"),
     }
 }
+
+#[tokio::test]
+async fn a_journal_synced_on_request_syncs_only_when_asked_and_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events");
+    let config = JournalConfig {
+        sync_each_batch: false,
+        ..JournalConfig::default()
+    };
+    let (j, _) = Journal::<LogRecord>::open(&path, config).unwrap();
+    for i in 0..5 {
+        j.append(vec![place(1, i)]).await.unwrap();
+    }
+    assert_eq!(j.sync_count(), 0, "appends alone do not sync");
+    j.sync().await.unwrap();
+    assert_eq!(j.sync_count(), 1);
+    j.sync().await.unwrap();
+    assert_eq!(j.sync_count(), 1, "nothing written since the last sync");
+    j.append(vec![place(1, 9)]).await.unwrap();
+    j.close();
+    assert_eq!(j.sync_count(), 2, "closing syncs what was written");
+    let (j, report) = Journal::<LogRecord>::open(&path, config).unwrap();
+    assert_eq!(report.records, 6);
+    assert_eq!(j.read(0, 10).await.unwrap().len(), 6);
+
+    // A command log syncs every batch; sync() then has nothing left to do.
+    let (j, _) =
+        Journal::<LogRecord>::open(&dir.path().join("commands"), JournalConfig::default()).unwrap();
+    for i in 0..3 {
+        j.append(vec![place(1, i)]).await.unwrap();
+    }
+    assert_eq!(j.sync_count(), 3);
+    j.sync().await.unwrap();
+    j.close();
+    assert_eq!(j.sync_count(), 3);
+
+    // Without fsync nothing is ever synced.
+    let off = JournalConfig {
+        fsync: false,
+        ..JournalConfig::default()
+    };
+    let (j, _) = Journal::<LogRecord>::open(&dir.path().join("off"), off).unwrap();
+    j.append(vec![place(1, 1)]).await.unwrap();
+    j.sync().await.unwrap();
+    j.close();
+    assert_eq!(j.sync_count(), 0);
+}

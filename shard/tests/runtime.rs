@@ -177,8 +177,13 @@ fn assert_funds_balance(state: &ShardState) {
     );
 }
 
+/// An event journal as the exchange opens it: synced when a snapshot needs it, not per batch.
 async fn open_events(dir: &std::path::Path) -> Arc<EventJournal> {
-    let (events, _) = EventJournal::open(&dir.join("events"), JournalConfig::default()).unwrap();
+    let config = JournalConfig {
+        sync_each_batch: false,
+        ..JournalConfig::default()
+    };
+    let (events, _) = EventJournal::open(&dir.join("events"), config).unwrap();
     Arc::new(events)
 }
 
@@ -269,4 +274,45 @@ async fn recovery_writes_the_stream_records_a_crash_lost_exactly_once() {
     // Recovery replays the journal and writes the records after the 40th, once each.
     let recovered = run_with_events(dir.path(), Vec::new(), false).await;
     assert_eq!(recovered, reference);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_journal_is_synced_before_each_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) =
+        Journal::open(&dir.path().join("journal"), JournalConfig::default()).unwrap();
+    let journal = Arc::new(journal);
+    let events = open_events(dir.path()).await;
+    let snapshots = SnapshotStore::open(&dir.path().join("snapshots")).unwrap();
+    let (shard, _) = Shard::recover(
+        config(100),
+        &SymbolTable::default_symbols(),
+        journal.clone(),
+        Arc::new(Collect::default()),
+        snapshots.clone(),
+        Some(events.clone()),
+    )
+    .await
+    .unwrap();
+    let run = tokio::spawn(shard.run());
+    for i in 0..300 {
+        journal.append(vec![place(i, None)]).await.unwrap();
+    }
+    journal.close();
+    run.await.unwrap().unwrap();
+    assert!(
+        snapshots.load().unwrap().next().is_some(),
+        "snapshots were taken"
+    );
+    // Still open: every sync so far was asked for by a snapshot, none by the batches.
+    let syncs = events.sync_count();
+    assert!(
+        syncs >= 1,
+        "the event journal was synced before the snapshots"
+    );
+    assert!(
+        syncs <= 5,
+        "{syncs} syncs: the event journal is not synced per batch"
+    );
+    events.close();
 }
