@@ -13,7 +13,8 @@ use exchange_core::Side;
 use exchange_core::stream::TradeEvent;
 use rust_decimal::Decimal;
 use sqlx::Row;
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use std::collections::HashSet;
 
 /// Trades per statement (arrays have no parameter limit; this bounds one statement's memory).
@@ -99,7 +100,12 @@ fn side_name(s: Side) -> &'static str {
 impl PgStore {
     /// Connects to `url` (for example `postgres://127.0.0.1/exchange`).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new().max_connections(8).connect(url).await?;
+        // Batches are large statements: no statement logging (see the SQLite store).
+        let options = url.parse::<PgConnectOptions>()?.disable_statement_logging();
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
         Ok(Self { pool })
     }
 

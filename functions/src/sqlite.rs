@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use exchange_core::Side;
 use exchange_core::stream::{OrderEvent, TradeEvent};
 use rust_decimal::Decimal;
+use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use std::collections::{BTreeMap, HashSet};
@@ -88,7 +89,11 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // A batch is one statement of up to thousands of rows: logging it whole as a slow
+            // statement (sqlx's default, at WARN) floods the log while the workers catch up.
+            // Their lag is a metric instead (`exchange_worker_lag_records`).
+            .disable_statement_logging();
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
