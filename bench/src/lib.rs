@@ -462,6 +462,20 @@ impl Rest {
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<(u16, Value)> {
+        self.send_reading(trader, method, path, body, true).await
+    }
+
+    /// [`Rest::send`], parsing the answer only when `read` (otherwise it is `Null`): the load
+    /// generator shares the exchange's cores, and an execution report parsed into a `Value`
+    /// costs more than signing the order.
+    async fn send_reading(
+        &mut self,
+        trader: usize,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        read: bool,
+    ) -> anyhow::Result<(u16, Value)> {
         let signer = &self.signers[trader];
         let Some(http1) = &mut self.http1 else {
             return signer.send(method, path, body).await;
@@ -477,7 +491,7 @@ impl Rest {
             http1.send(method.as_str(), &target, &headers, &body),
         )
         .await??;
-        let json = if answer.is_empty() {
+        let json = if answer.is_empty() || !read {
             Value::Null
         } else {
             serde_json::from_slice(&answer)
@@ -674,7 +688,7 @@ async fn client(
         }
         let placed = match &mut transport {
             Transport::Rest(rest) => {
-                rest.send(trader, Method::POST, "/orders", Some(&body))
+                rest.send_reading(trader, Method::POST, "/orders", Some(&body), o.verify)
                     .await
             }
             Transport::Ws(ws, account) => {

@@ -63,6 +63,10 @@ struct Args {
     /// Write the summary as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// Threads the load generator runs on. It shares the machine with the exchange it
+    /// measures: one thread wakes no other, and drives 50,000 orders/s in about half a core.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
 }
 
 fn workload(name: &str, mix: &str) -> anyhow::Result<exchange_bench::Workload> {
@@ -86,9 +90,23 @@ fn workload(name: &str, mix: &str) -> anyhow::Result<exchange_bench::Workload> {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let runtime = match args.threads {
+        0 | 1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+    }
+    .enable_all()
+    .build()
+    .context("starting the runtime")?;
+    runtime.block_on(load(args))
+}
+
+async fn load(args: Args) -> anyhow::Result<()> {
     let symbols = args
         .symbols
         .iter()
