@@ -365,9 +365,9 @@ impl RateLimiter {
     }
 }
 
-/// Middleware: one token per request from the client's IP bucket and, if it names an API key,
-/// from that key's bucket.
-pub async fn rate_limit(State(app): State<AppState>, req: Request, next: Next) -> Response {
+/// Takes one token for the request from the client's IP bucket and, if it names an API key,
+/// from that key's bucket; the 429 to answer instead when either is empty.
+pub fn rate_limit(app: &AppState, req: &Request) -> Option<Response> {
     let now = Instant::now();
     let ip = req
         .extensions()
@@ -392,7 +392,7 @@ pub async fn rate_limit(State(app): State<AppState>, req: Request, next: Next) -
             .transpose()
         });
     match limited {
-        Ok(_) => next.run(req).await,
+        Ok(_) => None,
         Err((wait, who)) => {
             let secs = (wait.as_secs_f64().ceil() as u64).max(1);
             let mut resp = ApiError::new(
@@ -404,7 +404,7 @@ pub async fn rate_limit(State(app): State<AppState>, req: Request, next: Next) -
                 header::RETRY_AFTER,
                 HeaderValue::from_str(&secs.to_string()).expect("digits are a valid header"),
             );
-            resp
+            Some(resp)
         }
     }
 }

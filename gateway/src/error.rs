@@ -133,10 +133,9 @@ impl From<AccountsError> for ApiError {
     }
 }
 
-/// Rewrites error responses that are not already JSON (axum's and tower-http's own) into
-/// [`ErrorBody`] JSON with the matching code.
-pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let response = next.run(req).await;
+/// Rewrites an error response that is not already JSON (axum's and tower-http's own) into
+/// [`ErrorBody`] JSON with the matching code; any other response is returned as it is.
+pub fn json_errors(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()

@@ -35,13 +35,17 @@ pub use exchange::{Exchange, ExchangeError, Read, ShardHealth, Submitted};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use exchange_core::{ErrorCode, SymbolId, SymbolSpec, Timestamp};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::CorsLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -75,6 +79,8 @@ pub struct Shared {
     pub hub: Arc<ws::Hub>,
     pub ws: Arc<ws::WsConfig>,
     pub metrics: PrometheusHandle,
+    /// The handles of the per-request metrics.
+    pub http_metrics: Arc<HttpMetrics>,
     /// Candles and trade history (the rollup store), when there is one.
     pub history: Option<Arc<dyn history::History>>,
 }
@@ -96,6 +102,7 @@ impl AppState {
             hub: Arc::default(),
             ws: Arc::new(ws),
             metrics: metrics_handle(),
+            http_metrics: Arc::default(),
             history: None,
         }))
     }
@@ -226,12 +233,7 @@ pub fn app(state: AppState) -> Router {
         .with_state(state.clone())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         // Outside the body limit, so that its 413 becomes JSON too.
-        .layer(middleware::from_fn(error::json_errors))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::rate_limit,
-        ))
-        .layer(middleware::from_fn_with_state(state, http_metrics))
+        .layer(middleware::from_fn_with_state(state, edge))
         .layer(CompressionLayer::new())
         .layer(CorsLayer::permissive())
         .layer(TraceLayer::new_for_http())
@@ -242,18 +244,102 @@ async fn not_found() -> Response {
         .into_response()
 }
 
-async fn http_metrics(State(_): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().to_string();
+/// What every request goes through, outermost first: its metrics, the rate limits, and JSON
+/// bodies for the errors axum and tower-http answer themselves. One middleware rather than
+/// three: each `from_fn` layer clones the route and boxes a future for every request.
+async fn edge(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let started = Instant::now();
-    let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("exchange_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("exchange_http_request_seconds", "method" => method, "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    let response = match auth::rate_limit(&app, &req) {
+        Some(refused) => refused,
+        None => error::json_errors(next.run(req).await),
+    };
+    app.http_metrics.record(
+        &method,
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        response.status(),
+        started.elapsed(),
+    );
     response
+}
+
+/// Requests by method, route and status, and their latency by method and route. The handles
+/// are looked up once per combination: building a metric's labels for every request costs
+/// several allocations.
+#[derive(Default)]
+pub struct HttpMetrics {
+    /// By a hash of (method, route, status); the entries under one hash tell them apart.
+    handles: parking_lot::Mutex<HashMap<u64, Vec<HttpHandles>>>,
+}
+
+struct HttpHandles {
+    method: Method,
+    route: String,
+    status: u16,
+    count: Counter,
+    latency: Histogram,
+}
+
+impl HttpMetrics {
+    fn record(&self, method: &Method, route: &str, status: StatusCode, took: Duration) {
+        let status = status.as_u16();
+        let hash = {
+            let mut h = std::hash::DefaultHasher::new();
+            (method.as_str(), route, status).hash(&mut h);
+            h.finish()
+        };
+        let mut handles = self.handles.lock();
+        let same = handles.entry(hash).or_default();
+        let found = same
+            .iter()
+            .position(|h| h.method == method && h.route == route && h.status == status);
+        let at = found.unwrap_or_else(|| {
+            same.push(HttpHandles {
+                method: method.clone(),
+                route: route.to_owned(),
+                status,
+                count: metrics::counter!("exchange_http_requests_total", "method" => method.to_string(), "route" => route.to_owned(), "status" => status.to_string()),
+                latency: metrics::histogram!("exchange_http_request_seconds", "method" => method.to_string(), "route" => route.to_owned()),
+            });
+            same.len() - 1
+        });
+        let (count, latency) = (same[at].count.clone(), same[at].latency.clone());
+        drop(handles);
+        count.increment(1);
+        latency.record(took.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_metrics_count_each_method_route_and_status_apart() {
+        let handle = metrics_handle();
+        let m = HttpMetrics::default();
+        let ms = Duration::from_millis(1);
+        for _ in 0..3 {
+            m.record(&Method::POST, "/metrics-test", StatusCode::CREATED, ms);
+        }
+        m.record(&Method::POST, "/metrics-test", StatusCode::BAD_REQUEST, ms);
+        m.record(&Method::GET, "/metrics-test", StatusCode::CREATED, ms);
+        let text = handle.render();
+        let count = |method: &str, status: u16| {
+            let prefix = format!(
+                "exchange_http_requests_total{{method=\"{method}\",route=\"/metrics-test\",status=\"{status}\"}} "
+            );
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .map(|v| v.trim().to_owned())
+        };
+        assert_eq!(count("POST", 201).as_deref(), Some("3"));
+        assert_eq!(count("POST", 400).as_deref(), Some("1"));
+        assert_eq!(count("GET", 201).as_deref(), Some("1"));
+        assert_eq!(count("GET", 400), None);
+        assert!(text.contains(
+            "exchange_http_request_seconds_count{method=\"POST\",route=\"/metrics-test\"} 4"
+        ));
+    }
 }
