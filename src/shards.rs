@@ -3,8 +3,9 @@
 //! A command is appended to the owning shard's log (the shard's journal file in the embedded
 //! default, its Redis Stream in a cluster; durable when the append returns), and the shard's
 //! outcome comes back through [`Pending`], keyed by (shard, offset): handed over in process by
-//! [`PendingSink`], or from the cluster's outcome channels. The submitting work runs in its
-//! own task, so a client that hangs up cannot leave an outcome nobody collects.
+//! [`PendingSink`], or from the cluster's outcome channels. A client that hangs up after its
+//! command was submitted loses nothing: the command is applied, and its outcome waits in
+//! [`Pending`] until its window passes.
 //!
 //! Reads are [`Query`]s: answered from the shard's state under its read lock when the shard
 //! runs here, or asked of the shard's process over the bus ([`QueryClient`]) when it does not.
@@ -26,7 +27,6 @@ use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 enum Slot {
     Waiting(oneshot::Sender<Outcome>),
@@ -222,39 +222,33 @@ impl Shards {
             .collect()
     }
 
-    /// Starts appending to one shard and waiting for the outcome, in a task of its own (so the
-    /// outcome is collected even if the request is dropped).
-    fn spawn_submit(
+    /// Appends to one shard and waits for the outcome. A request dropped meanwhile (its client
+    /// hung up) loses nothing: once submitted, the command is logged and applied, and an outcome
+    /// nobody waits for is parked in [`Pending`] until its window passes.
+    async fn submit_to(
         &self,
         shard: &ShardHandle,
         cmd: Command,
         hold: Hold,
         ts: Timestamp,
-    ) -> JoinHandle<Result<Outcome, ExchangeError>> {
-        let (id, log, pending, timeout) = (
-            shard.id,
-            Arc::clone(&shard.log),
-            Arc::clone(&self.pending),
-            self.timeout,
-        );
-        tokio::spawn(async move {
-            let appended = log
-                .append(vec![LogRecord { ts, cmd, hold }])
-                .await
-                .map_err(|e| ExchangeError::NotLogged(e.to_string()))?;
-            let offset = appended
-                .first()
-                .map(|e| e.0)
-                .ok_or_else(|| ExchangeError::Unavailable("empty append".into()))?;
-            match tokio::time::timeout(timeout, pending.wait(id, offset)).await {
-                Ok(Ok(outcome)) => Ok(outcome),
-                Ok(Err(_)) => Err(ExchangeError::Unavailable("the shard stopped".into())),
-                Err(_) => {
-                    pending.forget(id, offset);
-                    Err(ExchangeError::Timeout)
-                }
+    ) -> Result<Outcome, ExchangeError> {
+        let appended = shard
+            .log
+            .append(vec![LogRecord { ts, cmd, hold }])
+            .await
+            .map_err(|e| ExchangeError::NotLogged(e.to_string()))?;
+        let offset = appended
+            .first()
+            .map(|e| e.0)
+            .ok_or_else(|| ExchangeError::Unavailable("empty append".into()))?;
+        match tokio::time::timeout(self.timeout, self.pending.wait(shard.id, offset)).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(_)) => Err(ExchangeError::Unavailable("the shard stopped".into())),
+            Err(_) => {
+                self.pending.forget(shard.id, offset);
+                Err(ExchangeError::Timeout)
             }
-        })
+        }
     }
 }
 
@@ -290,20 +284,18 @@ impl Exchange for Shards {
                 let shard = self.shard_of(symbol).ok_or_else(|| {
                     ExchangeError::NotLogged(format!("no shard for symbol {}", symbol.0))
                 })?;
-                merge(
-                    &mut submitted,
-                    joined(self.spawn_submit(shard, cmd, hold, ts)).await?,
-                );
+                merge(&mut submitted, self.submit_to(shard, cmd, hold, ts).await?);
             }
             None => {
                 // A cancel-all on every symbol goes to every shard, all at once.
-                let tasks: Vec<_> = self
-                    .shards
-                    .iter()
-                    .map(|s| self.spawn_submit(s, cmd, Hold::default(), ts))
-                    .collect();
-                for task in tasks {
-                    merge(&mut submitted, joined(task).await?);
+                let outcomes = futures_util::future::join_all(
+                    self.shards
+                        .iter()
+                        .map(|s| self.submit_to(s, cmd, Hold::default(), ts)),
+                )
+                .await;
+                for outcome in outcomes {
+                    merge(&mut submitted, outcome?);
                 }
             }
         }
@@ -449,13 +441,6 @@ impl Exchange for Shards {
             })
             .collect()
     }
-}
-
-async fn joined(
-    task: JoinHandle<Result<Outcome, ExchangeError>>,
-) -> Result<Outcome, ExchangeError> {
-    task.await
-        .map_err(|e| ExchangeError::Unavailable(e.to_string()))?
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use exchange_core::Side;
 use exchange_core::stream::TradeEvent;
 use rust_decimal::Decimal;
-use sqlx::Row;
 use sqlx::ConnectOptions;
+use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use std::collections::HashSet;
 
