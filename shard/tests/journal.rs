@@ -3,7 +3,6 @@
 
 use exchange_core::*;
 use exchange_shard::{Journal, JournalConfig, LogRecord};
-use std::io::Write;
 use std::sync::Arc;
 
 fn place(symbol: u16, account: u64) -> LogRecord {
@@ -25,6 +24,20 @@ fn place(symbol: u16, account: u64) -> LogRecord {
         }),
         hold: Hold::default(),
     }
+}
+
+/// Where the records of a segment's bytes end: the writer preallocates zeros after them, so
+/// this is where a power cut would tear the next write.
+fn records_end(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if len == 0 {
+            break;
+        }
+        at += 8 + len;
+    }
+    at
 }
 
 fn order_id(rec: &LogRecord) -> OrderId {
@@ -71,20 +84,23 @@ async fn a_torn_tail_is_truncated_and_nothing_before_it_is_lost() {
             .unwrap();
     }
     let segment = path.join("00000000000000000001.log");
-    let clean = std::fs::metadata(&segment).unwrap().len();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let clean = records_end(&bytes);
+    assert!(
+        bytes.len() > clean,
+        "space is preallocated after the records"
+    );
     // A power cut in the middle of the next record: a header promising more than was written.
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&segment)
-        .unwrap();
-    f.write_all(&40u32.to_le_bytes()).unwrap();
-    f.write_all(&[1, 2, 3, 4, 5, 6]).unwrap();
-    drop(f);
+    let torn = [&40u32.to_le_bytes()[..], &[1, 2, 3, 4, 5, 6]].concat();
+    bytes[clean..clean + torn.len()].copy_from_slice(&torn);
+    std::fs::write(&segment, &bytes).unwrap();
     let (j, report) = Journal::<LogRecord>::open(&path, JournalConfig::default()).unwrap();
     assert_eq!(report.records, 3);
-    assert_eq!(report.truncated_bytes, 10);
-    assert!(report.reason.unwrap().contains("cut short"));
-    assert_eq!(std::fs::metadata(&segment).unwrap().len(), clean);
+    assert_eq!(report.truncated_bytes, (bytes.len() - clean) as u64);
+    // Its promised 40 bytes are there, but zeros where the write stopped: the checksum fails.
+    assert!(report.reason.unwrap().contains("checksum"));
+    // Cut back to the records: nothing of the torn write is left to be read as a record later.
+    assert_eq!(std::fs::metadata(&segment).unwrap().len(), clean as u64);
     assert_eq!(j.read(0, 10).await.unwrap().len(), 3);
     assert_eq!(j.append(vec![place(1, 4)]).await.unwrap()[0].0, 4);
 }
@@ -99,7 +115,7 @@ async fn a_corrupt_last_record_is_detected_by_its_crc() {
     }
     let segment = path.join("00000000000000000001.log");
     let mut bytes = std::fs::read(&segment).unwrap();
-    let last = bytes.len() - 1;
+    let last = records_end(&bytes) - 1;
     bytes[last] ^= 0x55;
     std::fs::write(&segment, &bytes).unwrap();
     let (j, report) = Journal::<LogRecord>::open(&path, JournalConfig::default()).unwrap();
@@ -120,9 +136,14 @@ async fn a_whole_record_of_another_format_is_refused_not_truncated() {
     let segment = path.join("00000000000000000001.log");
     let mut bytes = std::fs::read(&segment).unwrap();
     let payload = [0xff_u8; 12];
-    bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    bytes.extend_from_slice(&payload);
+    let end = records_end(&bytes);
+    let whole = [
+        &(payload.len() as u32).to_le_bytes()[..],
+        &crc32fast::hash(&payload).to_le_bytes(),
+        &payload,
+    ]
+    .concat();
+    bytes[end..end + whole.len()].copy_from_slice(&whole);
     std::fs::write(&segment, &bytes).unwrap();
     let err = Journal::<LogRecord>::open(&path, JournalConfig::default())
         .err()
@@ -328,4 +349,46 @@ async fn a_journal_synced_on_request_syncs_only_when_asked_and_on_close() {
     j.sync().await.unwrap();
     j.close();
     assert_eq!(j.sync_count(), 0);
+}
+
+#[tokio::test]
+async fn preallocated_space_reopens_clean_and_appends_continue_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal");
+    let segment = path.join("00000000000000000001.log");
+    {
+        let (j, _) = Journal::<LogRecord>::open(&path, JournalConfig::default()).unwrap();
+        j.append(vec![place(1, 1), place(1, 2)]).await.unwrap();
+    }
+    let bytes = std::fs::read(&segment).unwrap();
+    let end = records_end(&bytes);
+    assert_eq!(
+        bytes.len() as u64,
+        JournalConfig::default().preallocate_bytes,
+        "zeros follow the records"
+    );
+    assert!(bytes[end..].iter().all(|&b| b == 0));
+    for round in 0..2 {
+        let (j, report) = Journal::<LogRecord>::open(&path, JournalConfig::default()).unwrap();
+        assert_eq!(
+            report.truncated_bytes, 0,
+            "preallocated zeros are not a torn tail"
+        );
+        assert_eq!(report.reason, None);
+        assert_eq!(report.records, 2 + round);
+        let a = j.append(vec![place(1, 3 + round)]).await.unwrap();
+        assert_eq!(
+            a[0].0,
+            3 + round,
+            "appends continue after the records, not the zeros"
+        );
+        assert_eq!(j.read(2 + round, 10).await.unwrap(), a);
+    }
+    let (j, _) = Journal::<LogRecord>::open(&path, JournalConfig::default()).unwrap();
+    let all = j.read(0, 10).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.0).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert_eq!(order_id(&all[3].1), OrderId::compose(SymbolId(1), 4));
 }
