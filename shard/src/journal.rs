@@ -81,7 +81,7 @@ impl Default for JournalConfig {
             sync_each_batch: true,
             max_batch: 4096,
             segment_bytes: 256 << 20,
-            preallocate_bytes: 4 << 20,
+            preallocate_bytes: 256 << 10,
         }
     }
 }
