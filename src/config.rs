@@ -23,8 +23,10 @@ pub struct Config {
     #[arg(long, env = "EXCHANGE_SYMBOLS_FILE")]
     pub symbols_file: Option<PathBuf>,
 
-    /// Write a shard snapshot after this many commands.
-    #[arg(long, env = "EXCHANGE_SNAPSHOT_EVERY", default_value_t = 100_000)]
+    /// Write a shard snapshot after this many commands. A snapshot copies the shard's whole
+    /// state (every live order and the retained finished ones), so it costs in proportion to
+    /// the state; recovery replays at most this many commands (about 600,000 a second here).
+    #[arg(long, env = "EXCHANGE_SNAPSHOT_EVERY", default_value_t = 1_000_000)]
     pub snapshot_every: u64,
 
     /// fdatasync the journal on every group commit (turn off only for throwaway data).
