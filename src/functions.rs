@@ -406,7 +406,7 @@ impl History for HistoryStore {
                 trade_id: t.trade_id.to_string(),
                 price: t.price.to_string(),
                 quantity: t.quantity.to_string(),
-                taker_side: exchange_gateway::dto::name(&t.taker_side),
+                taker_side: t.taker_side.as_str().into(),
                 time: t.time / 1_000_000,
             })
             .collect())
@@ -478,7 +478,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((own, started), (libc::SCHED_IDLE, libc::SCHED_IDLE));
-        assert_eq!(policy(), libc::SCHED_OTHER, "the rest of the process is not idle work");
+        assert_eq!(
+            policy(),
+            libc::SCHED_OTHER,
+            "the rest of the process is not idle work"
+        );
     }
 
     #[tokio::test]

@@ -87,6 +87,14 @@ pub enum Side {
 }
 
 impl Side {
+    /// Its name in the API (as serde writes it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Buy => "BUY",
+            Side::Sell => "SELL",
+        }
+    }
+
     /// The side an order of this side trades against.
     pub fn opposite(self) -> Side {
         match self {
@@ -109,6 +117,17 @@ pub enum TimeInForce {
     Fok,
 }
 
+impl TimeInForce {
+    /// Its name in the API (as serde writes it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeInForce::Gtc => "GTC",
+            TimeInForce::Ioc => "IOC",
+            TimeInForce::Fok => "FOK",
+        }
+    }
+}
+
 /// Self-trade prevention, Binance's names. The taker's mode decides.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -122,6 +141,18 @@ pub enum StpMode {
     ExpireMaker,
     /// Both the resting order and the incoming remainder are cancelled.
     ExpireBoth,
+}
+
+impl StpMode {
+    /// Its name in the API (as serde writes it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StpMode::None => "NONE",
+            StpMode::ExpireTaker => "EXPIRE_TAKER",
+            StpMode::ExpireMaker => "EXPIRE_MAKER",
+            StpMode::ExpireBoth => "EXPIRE_BOTH",
+        }
+    }
 }
 
 /// Longest client order id, as on Binance.
@@ -240,6 +271,31 @@ mod tests {
             ClientOrderId::new("é"),
             Err(ClientOrderIdError::BadCharacter)
         );
+    }
+
+    #[test]
+    fn enum_names_are_the_serde_names() {
+        fn serde_name<T: Serialize>(v: T) -> String {
+            serde_json::to_value(v)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+        for s in [Side::Buy, Side::Sell] {
+            assert_eq!(s.as_str(), serde_name(s));
+        }
+        for t in [TimeInForce::Gtc, TimeInForce::Ioc, TimeInForce::Fok] {
+            assert_eq!(t.as_str(), serde_name(t));
+        }
+        for m in [
+            StpMode::None,
+            StpMode::ExpireTaker,
+            StpMode::ExpireMaker,
+            StpMode::ExpireBoth,
+        ] {
+            assert_eq!(m.as_str(), serde_name(m));
+        }
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! what a JavaScript number holds exactly. Times are milliseconds since the Unix epoch.
 
 use exchange_core::{
-    DepthView, MarketSize, Notional, OrderRecord, OrderType, Price, Qty, Side, StpMode, SymbolSpec,
-    TickerView, TimeInForce, Timestamp, Trade, TradeRecord,
+    DepthView, MarketSize, Notional, OrderRecord, OrderType, Price, Qty, SymbolSpec, TickerView,
+    Timestamp, Trade, TradeRecord,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -288,14 +288,6 @@ pub fn millis(ts: Timestamp) -> u64 {
     ts.0 / 1_000_000
 }
 
-/// An enum's wire name (`BUY`, `GTC`, `EXPIRE_TAKER`, ...).
-pub fn name<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 /// The average of `quote / qty` in price units, to the tick's scale plus six digits.
 fn average(spec: &SymbolSpec, quote: Notional, qty: Qty) -> Option<String> {
     if qty.0 == 0 {
@@ -323,7 +315,7 @@ pub fn order_response(
     let (status, cancel_reason) = exchange_core::stream::status_names(o.status);
     let (order_type, time_in_force, post_only, quote_quantity) = match o.order_type {
         OrderType::Limit { tif, post_only, .. } => {
-            ("LIMIT", Some(name::<TimeInForce>(&tif)), post_only, None)
+            ("LIMIT", Some(tif.as_str().into()), post_only, None)
         }
         OrderType::Market {
             size: MarketSize::Base(_),
@@ -343,11 +335,11 @@ pub fn order_response(
         client_order_id: o.client_order_id.map(|c| c.to_string()),
         account: o.account.0.to_string(),
         symbol: spec.name.clone(),
-        side: name::<Side>(&o.side),
+        side: o.side.as_str().into(),
         order_type: order_type.into(),
         time_in_force,
         post_only,
-        self_trade_prevention: name::<StpMode>(&o.stp),
+        self_trade_prevention: o.stp.as_str().into(),
         price: is_limit.then(|| spec.price_to_decimal(o.price).to_string()),
         quantity: (o.qty.0 > 0).then(|| spec.qty_to_decimal(o.qty).to_string()),
         quote_quantity,
@@ -463,7 +455,7 @@ pub fn trade_response(spec: &SymbolSpec, t: &TradeRecord) -> TradeResponse {
         trade_id: t.trade_id.0.to_string(),
         price: spec.price_to_decimal(t.price).to_string(),
         quantity: spec.qty_to_decimal(t.qty).to_string(),
-        taker_side: name::<Side>(&t.taker_side),
+        taker_side: t.taker_side.as_str().into(),
         time: millis(t.ts),
     }
 }

@@ -27,7 +27,7 @@
 
 use crate::auth::{Caller, Rate, check_signature};
 use crate::dto::{
-    PlaceOrderRequest, depth_response, fill_response, millis, name, order_response, ticker_response,
+    PlaceOrderRequest, depth_response, fill_response, millis, order_response, ticker_response,
 };
 use crate::error::ApiError;
 use crate::feed::{MarketUpdate, PrivateUpdate};
@@ -173,7 +173,7 @@ fn diff_frame(spec: &SymbolSpec, u: &MarketUpdate) -> Frame {
         .iter()
         .map(|l| {
             json!([
-                name(&l.side),
+                l.side.as_str(),
                 spec.price_to_decimal(l.price).to_string(),
                 spec.qty_to_decimal(l.qty).to_string()
             ])
@@ -202,7 +202,7 @@ fn trades_frame(spec: &SymbolSpec, u: &MarketUpdate) -> Frame {
                 "trade_id": t.trade_id.0.to_string(),
                 "price": spec.price_to_decimal(t.price).to_string(),
                 "quantity": spec.qty_to_decimal(t.qty).to_string(),
-                "taker_side": name(&t.taker_side),
+                "taker_side": t.taker_side.as_str(),
                 "time": millis(*ts),
                 "accepted_at_us": ts.0 / 1_000,
             })

@@ -107,7 +107,7 @@ fn fill_view(app: &AppState, f: &Fill) -> AccountTradeResponse {
         trade_id: f.trade_id.0.to_string(),
         order_id: f.order_id.0.to_string(),
         symbol: spec.name.clone(),
-        side: crate::dto::name(&f.side),
+        side: f.side.as_str().into(),
         price: spec.price_to_decimal(f.price).to_string(),
         quantity: spec.qty_to_decimal(f.qty).to_string(),
         quote_quantity: asset(spec.funding.quote).to_decimal(quote).to_string(),
