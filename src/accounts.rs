@@ -28,8 +28,10 @@ use exchange_gateway::accounts::{
 };
 use exchange_shard::{Move, ShardState, frame};
 use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -177,11 +179,13 @@ pub struct EmbeddedAccounts {
     transferred: tokio::sync::Notify,
 }
 
-/// Signatures used recently, until their window closes.
+/// Signatures used recently, until their window closes. They are let go oldest first, a few
+/// with each new one, so no request pays for a sweep of the whole set. (A long window at the
+/// front holds back the expired ones behind it, at most for the longest window.)
 #[derive(Default)]
 struct Seen {
-    until: HashMap<Vec<u8>, Timestamp>,
-    sweep_at: usize,
+    until: FxHashMap<[u8; 32], Timestamp>,
+    order: VecDeque<([u8; 32], Timestamp)>,
 }
 
 /// Loads the master key: the hex in `configured`, or `master.key` in `dir` (created, mode
@@ -387,15 +391,27 @@ impl Accounts for EmbeddedAccounts {
     }
 
     async fn first_use(&self, signature: &[u8], until: Timestamp, now: Timestamp) -> bool {
+        // A checked signature is an HMAC-SHA256: 32 bytes, and unpredictable without the key,
+        // so a fast hash of it is safe. Anything longer is kept by its digest.
+        let key: [u8; 32] = signature
+            .try_into()
+            .unwrap_or_else(|_| Sha256::digest(signature).into());
         let mut seen = self.seen.lock();
-        if seen.until.len() >= seen.sweep_at {
-            seen.until.retain(|_, t| *t > now);
-            seen.sweep_at = (seen.until.len() * 2).max(1024);
+        let seen = &mut *seen;
+        while let Some(&(old, t)) = seen.order.front() {
+            if t > now {
+                break;
+            }
+            seen.order.pop_front();
+            if seen.until.get(&old) == Some(&t) {
+                seen.until.remove(&old);
+            }
         }
-        match seen.until.get(signature) {
+        match seen.until.get(&key) {
             Some(t) if *t > now => false,
             _ => {
-                seen.until.insert(signature.to_vec(), until);
+                seen.until.insert(key, until);
+                seen.order.push_back((key, until));
                 true
             }
         }
@@ -622,6 +638,60 @@ mod tests {
         assert!(s.first_use(b"sig", Timestamp(10), Timestamp(1)).await);
         assert!(!s.first_use(b"sig", Timestamp(10), Timestamp(2)).await);
         assert!(s.first_use(b"sig", Timestamp(20), Timestamp(11)).await);
+    }
+
+    #[tokio::test]
+    async fn used_signatures_are_let_go_once_their_windows_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let sig = |i: u32| {
+            let mut b = [0u8; 32];
+            b[..4].copy_from_slice(&i.to_le_bytes());
+            b
+        };
+        for i in 0..1000 {
+            assert!(
+                s.first_use(&sig(i), Timestamp(10_000 + i as u64), Timestamp(i as u64))
+                    .await
+            );
+        }
+        assert!(
+            !s.first_use(&sig(999), Timestamp(20_000), Timestamp(1000))
+                .await,
+            "still open"
+        );
+        assert_eq!(s.seen.lock().until.len(), 1000);
+        // At 10,500 the windows that closed by then (those of 0..=500) are gone.
+        assert!(
+            s.first_use(&sig(5000), Timestamp(20_000), Timestamp(10_500))
+                .await
+        );
+        assert_eq!(s.seen.lock().until.len(), 1000 - 501 + 1);
+        assert!(
+            !s.first_use(&sig(600), Timestamp(20_000), Timestamp(10_501))
+                .await
+        );
+        assert!(
+            s.first_use(&sig(0), Timestamp(20_000), Timestamp(10_501))
+                .await,
+            "0's closed"
+        );
+        // A signature of another length is kept by its digest, not cut to 32 bytes.
+        let long = [7u8; 40];
+        let mut other = long;
+        other[39] = 8;
+        assert!(
+            s.first_use(&long, Timestamp(20_000), Timestamp(10_502))
+                .await
+        );
+        assert!(
+            s.first_use(&other, Timestamp(20_000), Timestamp(10_502))
+                .await
+        );
+        assert!(
+            !s.first_use(&long, Timestamp(20_000), Timestamp(10_503))
+                .await
+        );
     }
 
     #[test]
