@@ -160,6 +160,15 @@ def main():
             s, f"exchange --shards {shards} --retain-finished 1000000`, then `loadgen --clients 64"
                f" --duration {DURATION} --verify"))
     for title, flags, exflags in [
+        ("embedded exchange over REST, 1 shard, HTTP/1.1, 64 clients, the same orders, not"
+         " verified (the capacity; settlement and rollup run as idle work beside it)",
+         ["--clients", "64"], ["--shards", "1"]),
+        ("the same (1 shard, not verified), 32 clients", ["--clients", "32"], ["--shards", "1"]),
+        ("the same (1 shard), open loop at 30,000 orders/s offered",
+         ["--clients", "128", "--rate", "30000"], ["--shards", "1"]),
+        ("the same (1 shard), open loop at the target's 50,000 orders/s offered (more than it"
+         " serves: latency counts from when each order was due)",
+         ["--clients", "256", "--rate", "50000"], ["--shards", "1"]),
         ("the same (2 shards), open loop at the seed's 10,000 orders/s",
          ["--clients", "128", "--rate", "10000"], []),
         ("the same (2 shards) over HTTP/2", ["--clients", "64", "--http2"], []),
