@@ -16,8 +16,8 @@
 //! On open the segments are scanned; zeros after the last record are preallocated space. A
 //! record of the last segment that is cut short or fails its CRC (a power cut in the middle of a
 //! write) is reported and the segment is truncated just before it, zeros and all, so that no
-//! stale byte of the torn write can later be read as a record. Nothing before it is lost, and nothing after it was ever acknowledged: an append
-//! returns only after its sync. Damage in an earlier segment, or a gap between segments, is
+//! stale byte of the torn write can later be read as a record. Nothing before it is lost, and
+//! nothing after it was ever acknowledged: an append returns only after its sync. Damage in an earlier segment, or a gap between segments, is
 //! real corruption: opening fails rather than drop acknowledged records.
 
 use crate::log::{CommandLog, Entry, LogError, LogRecord};
