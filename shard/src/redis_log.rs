@@ -103,15 +103,30 @@ impl CommandLog for RedisLog {
         if self.closed.load(Ordering::SeqCst) {
             return Err(LogError::Closed);
         }
-        let mut invocation = self.script.key(&self.stream);
-        invocation.key(&self.counter);
-        for r in &records {
-            invocation.arg(postcard::to_stdvec(r).expect("log records always serialise"));
-        }
-        let first: u64 = invocation
-            .invoke_async(&mut self.writer.clone())
-            .await
-            .map_err(redis_error)?;
+        let encoded: Vec<Vec<u8>> = records
+            .iter()
+            .map(|r| postcard::to_stdvec(r).expect("log records always serialise"))
+            .collect();
+        let (script, stream, counter, mut writer) = (
+            self.script.clone(),
+            self.stream.clone(),
+            self.counter.clone(),
+            self.writer.clone(),
+        );
+        // In a task of its own, so it runs to its end even if the caller goes away (a client
+        // that hangs up): the gateway reserved the order's funds before appending, and the
+        // shard takes them over only once the command is in the log.
+        let first: u64 = tokio::spawn(async move {
+            let mut invocation = script.key(&stream);
+            invocation.key(&counter);
+            for r in &encoded {
+                invocation.arg(r);
+            }
+            invocation.invoke_async(&mut writer).await
+        })
+        .await
+        .map_err(|e| LogError::Io(std::io::Error::other(e)))?
+        .map_err(redis_error)?;
         let entries: Vec<Entry> = records
             .into_iter()
             .enumerate()
