@@ -15,7 +15,9 @@ use std::collections::{BTreeSet, VecDeque};
 /// Orders by id, by client order id and by account.
 #[derive(Clone, Debug)]
 pub struct OrderStore {
-    orders: FxHashMap<OrderId, OrderRecord>,
+    /// Boxed: a record is about 160 bytes, and when the map grows it moves every entry while
+    /// the shard waits (50 to 100 ms at 200,000 orders, inline); boxed entries are 16 bytes.
+    orders: FxHashMap<OrderId, Box<OrderRecord>>,
     by_client: FxHashMap<(AccountId, ClientOrderId), OrderId>,
     /// Per account, (log offset, id): the offset orders them by time across symbols.
     by_account: FxHashMap<AccountId, BTreeSet<(u64, OrderId)>>,
@@ -51,7 +53,7 @@ impl OrderStore {
 
     /// An order by id.
     pub fn get(&self, id: OrderId) -> Option<&OrderRecord> {
-        self.orders.get(&id)
+        self.orders.get(&id).map(|r| &**r)
     }
 
     /// An account's order by its client order id (live, or finished within the window).
@@ -63,6 +65,7 @@ impl OrderStore {
         self.by_client
             .get(&(account, *client_id))
             .and_then(|id| self.orders.get(id))
+            .map(|r| &**r)
     }
 
     /// An account's orders, newest first.
@@ -78,7 +81,7 @@ impl OrderStore {
         };
         ids.iter()
             .rev()
-            .filter_map(|(_, id)| self.orders.get(id))
+            .filter_map(|(_, id)| self.orders.get(id).map(|r| &**r))
             .filter(|o| symbol.is_none_or(|s| o.symbol == s) && status.accepts(o.status))
             .take(limit)
             .copied()
@@ -103,7 +106,7 @@ impl OrderStore {
             .entry(r.account)
             .or_default()
             .insert((r.id.local(), r.id));
-        self.orders.insert(r.id, r);
+        self.orders.insert(r.id, Box::new(r));
     }
 
     /// Records an accepted new order.
@@ -199,7 +202,7 @@ impl OrderStore {
     /// to take under the shard's lock; [`OrderStoreSnapshot::sorted`] finishes it elsewhere.
     pub(crate) fn snapshot(&self) -> OrderStoreSnapshot {
         OrderStoreSnapshot {
-            orders: self.orders.values().copied().collect(),
+            orders: self.orders.values().map(|r| **r).collect(),
             finished: self.finished.iter().copied().collect(),
         }
     }
