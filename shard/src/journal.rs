@@ -413,6 +413,12 @@ fn new_segment(dir: &Path, first: u64) -> std::io::Result<(File, Segment)> {
     ))
 }
 
+/// Makes what was written to `file` durable, and counts it.
+fn sync_file<R>(shared: &Shared<R>, file: &File) -> std::io::Result<()> {
+    shared.syncs.fetch_add(1, Ordering::Relaxed);
+    file.sync_data()
+}
+
 fn write_loop<R: Record>(
     shared: Arc<Shared<R>>,
     mut file: File,
@@ -470,6 +476,17 @@ fn write_loop<R: Record>(
         if end > 0 && end + buf.len() as u64 > config.segment_bytes {
             match new_segment(&shared.dir, offset - count as u64 + 1) {
                 Ok((writer, segment)) => {
+                    // What the segment being left holds unsynced is synced with it: later syncs
+                    // reach only the new file.
+                    if config.fsync
+                        && unsynced
+                        && let Err(e) = sync_file(&shared, &file)
+                    {
+                        tracing::error!(dir = %shared.dir.display(), error = %e, "syncing a finished journal segment failed");
+                        shared.state.lock().failed =
+                            Some(format!("syncing a finished journal segment failed: {e}"));
+                    }
+                    unsynced = false;
                     file = writer;
                     allocated = 0;
                     for p in &mut positions {
@@ -500,8 +517,7 @@ fn write_loop<R: Record>(
                 unsynced |= !buf.is_empty();
                 if sync && unsynced {
                     unsynced = false;
-                    shared.syncs.fetch_add(1, Ordering::Relaxed);
-                    file.sync_data()
+                    sync_file(&shared, &file)
                 } else {
                     Ok(())
                 }
@@ -541,12 +557,9 @@ fn write_loop<R: Record>(
         }
     }
     // Closed: what was written without a sync is made durable now.
-    if config.fsync && unsynced {
-        shared.syncs.fetch_add(1, Ordering::Relaxed);
-    }
     if config.fsync
         && unsynced
-        && let Err(e) = file.sync_data()
+        && let Err(e) = sync_file(&shared, &file)
     {
         tracing::error!(dir = %shared.dir.display(), error = %e, "syncing the journal on close failed");
     }

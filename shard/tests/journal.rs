@@ -328,6 +328,24 @@ async fn a_journal_synced_on_request_syncs_only_when_asked_and_on_close() {
     assert_eq!(report.records, 6);
     assert_eq!(j.read(0, 10).await.unwrap().len(), 6);
 
+    // Leaving a segment syncs what it holds: later syncs reach only the new file.
+    let small = JournalConfig {
+        segment_bytes: 150,
+        ..config
+    };
+    let (j, _) = Journal::<LogRecord>::open(&dir.path().join("rotating"), small).unwrap();
+    j.append(vec![place(1, 1)]).await.unwrap();
+    assert_eq!(j.sync_count(), 0);
+    while j.segment_count() < 2 {
+        j.append(vec![place(1, 2)]).await.unwrap();
+    }
+    assert_eq!(
+        j.sync_count(),
+        1,
+        "the first segment was synced as it was left"
+    );
+    j.close();
+
     // A command log syncs every batch; sync() then has nothing left to do.
     let (j, _) =
         Journal::<LogRecord>::open(&dir.path().join("commands"), JournalConfig::default()).unwrap();
