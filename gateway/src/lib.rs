@@ -43,7 +43,6 @@ use exchange_core::{ErrorCode, SymbolId, SymbolSpec, Timestamp};
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tower_http::compression::CompressionLayer;
@@ -269,13 +268,12 @@ async fn edge(State(app): State<AppState>, req: Request, next: Next) -> Response
 /// several allocations.
 #[derive(Default)]
 pub struct HttpMetrics {
-    /// By a hash of (method, route, status); the entries under one hash tell them apart.
-    handles: parking_lot::Mutex<HashMap<u64, Vec<HttpHandles>>>,
+    /// By route, then the few (method, status) pairs seen on it.
+    handles: parking_lot::Mutex<HashMap<String, Vec<HttpHandles>>>,
 }
 
 struct HttpHandles {
     method: Method,
-    route: String,
     status: u16,
     count: Counter,
     latency: Histogram,
@@ -284,27 +282,24 @@ struct HttpHandles {
 impl HttpMetrics {
     fn record(&self, method: &Method, route: &str, status: StatusCode, took: Duration) {
         let status = status.as_u16();
-        let hash = {
-            let mut h = std::hash::DefaultHasher::new();
-            (method.as_str(), route, status).hash(&mut h);
-            h.finish()
-        };
         let mut handles = self.handles.lock();
-        let same = handles.entry(hash).or_default();
-        let found = same
+        let on_route = match handles.get_mut(route) {
+            Some(on_route) => on_route,
+            None => handles.entry(route.to_owned()).or_default(),
+        };
+        let at = on_route
             .iter()
-            .position(|h| h.method == method && h.route == route && h.status == status);
-        let at = found.unwrap_or_else(|| {
-            same.push(HttpHandles {
-                method: method.clone(),
-                route: route.to_owned(),
-                status,
-                count: metrics::counter!("exchange_http_requests_total", "method" => method.to_string(), "route" => route.to_owned(), "status" => status.to_string()),
-                latency: metrics::histogram!("exchange_http_request_seconds", "method" => method.to_string(), "route" => route.to_owned()),
+            .position(|h| h.method == method && h.status == status)
+            .unwrap_or_else(|| {
+                on_route.push(HttpHandles {
+                    method: method.clone(),
+                    status,
+                    count: metrics::counter!("exchange_http_requests_total", "method" => method.to_string(), "route" => route.to_owned(), "status" => status.to_string()),
+                    latency: metrics::histogram!("exchange_http_request_seconds", "method" => method.to_string(), "route" => route.to_owned()),
+                });
+                on_route.len() - 1
             });
-            same.len() - 1
-        });
-        let (count, latency) = (same[at].count.clone(), same[at].latency.clone());
+        let (count, latency) = (on_route[at].count.clone(), on_route[at].latency.clone());
         drop(handles);
         count.increment(1);
         latency.record(took.as_secs_f64());
