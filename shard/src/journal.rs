@@ -99,16 +99,15 @@ pub struct OpenReport {
     pub reason: Option<String>,
 }
 
-/// Answers once a submitted append is durable.
-pub type Appended<R> = oneshot::Receiver<Result<Vec<(u64, R)>, LogError>>;
-
-type Reply<R> = oneshot::Sender<Result<Vec<(u64, R)>, LogError>>;
+/// Answers once a submitted append is durable, with the offset its first record was given
+/// (the records keep their order: the rest follow it).
+pub type Appended = oneshot::Receiver<Result<u64, LogError>>;
 
 struct WriteReq<R> {
     records: Vec<R>,
     /// Make everything written so far durable before answering.
     sync: bool,
-    reply: Reply<R>,
+    reply: oneshot::Sender<Result<u64, LogError>>,
 }
 
 /// One segment file.
@@ -458,18 +457,18 @@ fn write_loop<R: Record>(
         }
         buf.clear();
         let mut positions = Vec::with_capacity(count);
-        let mut batches = Vec::with_capacity(reqs.len());
+        // The records move into the journal's memory; each request learns its first offset.
+        let mut entries = Vec::with_capacity(count);
+        let mut firsts = Vec::with_capacity(reqs.len());
         for req in &mut reqs {
-            let mut entries = Vec::with_capacity(req.records.len());
-            for rec in req.records.drain(..) {
-                let mut rec = rec;
+            firsts.push(offset + 1);
+            for mut rec in req.records.drain(..) {
                 offset += 1;
                 rec.stamp(offset);
                 positions.push(end + buf.len() as u64);
                 encode(&rec, &mut buf);
                 entries.push((offset, rec));
             }
-            batches.push(entries);
         }
         // Start a new segment when this batch would take the current one past its size.
         let mut rotated = None;
@@ -547,13 +546,11 @@ fn write_loop<R: Record>(
             st.last = offset;
             st.segments.back_mut().expect("at least one segment").len = end + buf.len() as u64;
             st.positions.extend(positions);
-            for entries in &batches {
-                st.tail.extend(entries.iter().cloned());
-            }
+            st.tail.extend(entries);
         }
         shared.notify.notify_waiters();
-        for (req, entries) in reqs.into_iter().zip(batches) {
-            let _ = req.reply.send(Ok(entries));
+        for (req, first) in reqs.into_iter().zip(firsts) {
+            let _ = req.reply.send(Ok(first));
         }
     }
     // Closed: what was written without a sync is made durable now.
@@ -571,12 +568,25 @@ impl<R: Record> Journal<R> {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        self.submit(records)?.await.map_err(|_| LogError::Closed)?
+        // The journal keeps the records it is given; the caller gets them back from a copy,
+        // stamped as the writer stamped them.
+        let mut stored = records.clone();
+        let first = self
+            .submit(records)?
+            .await
+            .map_err(|_| LogError::Closed)??;
+        Ok((first..)
+            .zip(stored.drain(..))
+            .map(|(offset, mut rec)| {
+                rec.stamp(offset);
+                (offset, rec)
+            })
+            .collect())
     }
 
     /// Queues an append without waiting for it: appends are written in the order they are
     /// submitted; the receiver answers once this one is durable.
-    pub fn submit(&self, records: Vec<R>) -> Result<Appended<R>, LogError> {
+    pub fn submit(&self, records: Vec<R>) -> Result<Appended, LogError> {
         self.request(records, false)
     }
 
@@ -589,7 +599,7 @@ impl<R: Record> Journal<R> {
             .map(drop)
     }
 
-    fn request(&self, records: Vec<R>, sync: bool) -> Result<Appended<R>, LogError> {
+    fn request(&self, records: Vec<R>, sync: bool) -> Result<Appended, LogError> {
         let (reply, response) = oneshot::channel();
         let sender = self.sender.lock();
         let sender = sender.as_ref().ok_or(LogError::Closed)?;

@@ -8,7 +8,6 @@ use crate::sink::EventSink;
 use crate::snapshot::SnapshotStore;
 use crate::state::{Outcome, ShardState, StateError};
 use crate::stream::{self, EventJournal};
-use exchange_core::stream::StreamRecord;
 use exchange_core::{ShardId, SymbolTable};
 use parking_lot::RwLock;
 use std::path::PathBuf;
@@ -68,7 +67,7 @@ struct Events {
     journal: Arc<EventJournal>,
     symbols: SymbolTable,
     /// The last append submitted: durable once it answers.
-    pending: Option<crate::journal::Appended<StreamRecord>>,
+    pending: Option<crate::journal::Appended>,
 }
 
 impl Events {
