@@ -570,13 +570,13 @@ impl<R: Record> Journal<R> {
         }
         // The journal keeps the records it is given; the caller gets them back from a copy,
         // stamped as the writer stamped them.
-        let mut stored = records.clone();
+        let stored = records.clone();
         let first = self
             .submit(records)?
             .await
             .map_err(|_| LogError::Closed)??;
         Ok((first..)
-            .zip(stored.drain(..))
+            .zip(stored)
             .map(|(offset, mut rec)| {
                 rec.stamp(offset);
                 (offset, rec)
