@@ -228,6 +228,49 @@ async fn acknowledged_records_are_let_go() {
     assert!(j.read(0, 10).await.is_err(), "offset 1 was acknowledged");
 }
 
+#[tokio::test]
+async fn a_reader_behind_the_records_in_memory_reads_the_rest_from_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = JournalConfig {
+        memory_records: 4,
+        ..JournalConfig::default()
+    };
+    let (j, _) = Journal::<LogRecord>::open(&dir.path().join("journal"), config).unwrap();
+    for i in 0..10 {
+        j.append(vec![place(1, i), place(2, i)]).await.unwrap();
+    }
+    assert_eq!(
+        j.held_in_memory(),
+        4,
+        "memory holds only the newest records"
+    );
+    // From the files, then from memory, in pieces that cross from one to the other.
+    let mut read = Vec::new();
+    while read.len() < 20 {
+        read.extend(j.read(read.len() as u64, 3).await.unwrap());
+    }
+    assert_eq!(
+        read.iter().map(|e| e.0).collect::<Vec<_>>(),
+        (1..=20).collect::<Vec<_>>()
+    );
+    for (offset, rec) in &read {
+        let i = (offset - 1) / 2;
+        let symbol = if offset % 2 == 1 { 1 } else { 2 };
+        let Command::Place(o) = rec.cmd else {
+            panic!("not a place")
+        };
+        assert_eq!((o.account, o.symbol), (AccountId(i), SymbolId(symbol)));
+    }
+    // What is read from the files is what memory held: every order id once, in offset order.
+    let ids: Vec<OrderId> = read.iter().map(|e| order_id(&e.1)).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 20);
+    j.ack(20);
+    assert_eq!(j.held_in_memory(), 0);
+}
+
 fn small_segments() -> JournalConfig {
     // About three records per segment.
     JournalConfig {
