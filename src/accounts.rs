@@ -67,6 +67,9 @@ struct KeyEntry {
     permissions: Permissions,
     salt: [u8; 16],
     enabled: bool,
+    /// Derived from the master key on the key's first use, then kept: deriving it is an HMAC
+    /// and a few allocations, on every signed request otherwise.
+    secret: Option<Secret>,
 }
 
 /// One account's live balance of one asset. Signed so that a bug shows as a negative number
@@ -124,6 +127,7 @@ impl State {
                         permissions: *permissions,
                         salt: *salt,
                         enabled: true,
+                        secret: None,
                     },
                 );
             }
@@ -379,14 +383,18 @@ impl EmbeddedAccounts {
 #[async_trait]
 impl Accounts for EmbeddedAccounts {
     async fn key(&self, key_id: &str) -> Option<KeyRecord> {
-        let st = self.state.lock();
-        let k = st.keys.get(key_id)?;
+        let mut st = self.state.lock();
+        let k = st.keys.get_mut(key_id)?;
+        let secret = k
+            .secret
+            .get_or_insert_with(|| derive_secret(&self.master, key_id, &k.salt))
+            .clone();
         Some(KeyRecord {
             key_id: key_id.to_owned(),
             account: k.account,
             permissions: k.permissions,
             enabled: k.enabled,
-            secret: derive_secret(&self.master, key_id, &k.salt),
+            secret,
         })
     }
 
