@@ -127,9 +127,25 @@ pub struct Config {
     /// Log filter, for example `info` or `exchange=debug,tower_http=debug`.
     #[arg(long, env = "EXCHANGE_LOG", default_value = "info")]
     pub log: String,
+
+    /// Threads that serve requests and run the shards (the async runtime's workers). By
+    /// default one fewer than the machine's cores, at least one: the journal writer's thread
+    /// and the settlement workers use the core left (on 2 cores, one worker served as many
+    /// orders as two with a lower p99, see the README).
+    #[arg(long, env = "EXCHANGE_WORKERS")]
+    pub workers: Option<usize>,
 }
 
 impl Config {
+    /// How many runtime worker threads to start: `--workers`, or the cores less one.
+    pub fn worker_threads(&self) -> usize {
+        self.workers
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1))
+            })
+            .max(1)
+    }
+
     /// The WebSocket tier's limits.
     pub fn ws_config(&self) -> exchange_gateway::ws::WsConfig {
         use std::time::Duration;

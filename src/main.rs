@@ -8,9 +8,16 @@ use clap::Parser;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use exchange::config::{Cli, Command};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let Cli { config, command } = Cli::parse();
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.config.worker_threads())
+        .enable_all()
+        .build()?
+        .block_on(run(cli))
+}
+
+async fn run(Cli { config, command }: Cli) -> anyhow::Result<()> {
     if let Some(Command::Admin(args)) = command {
         return exchange::admin::run(&config, args).await;
     }
