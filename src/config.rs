@@ -307,3 +307,23 @@ pub struct TransferArgs {
     #[arg(long)]
     pub id: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workers(args: &[&str]) -> usize {
+        let argv = std::iter::once("exchange").chain(args.iter().copied());
+        Cli::parse_from(argv).config.worker_threads()
+    }
+
+    #[test]
+    fn workers_are_the_flag_or_the_cores_less_one_and_never_none() {
+        assert_eq!(workers(&["--workers", "3"]), 3);
+        assert_eq!(workers(&["--workers", "0"]), 1);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if std::env::var_os("EXCHANGE_WORKERS").is_none() {
+            assert_eq!(workers(&[]), cores.saturating_sub(1).max(1));
+        }
+    }
+}
