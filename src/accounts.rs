@@ -218,7 +218,11 @@ impl Seen {
         }
         let generation = until.0 / Self::SPAN;
         let i = self.generations.partition_point(|(g, _)| *g < generation);
-        if self.generations.get(i).is_none_or(|(g, _)| *g != generation) {
+        if self
+            .generations
+            .get(i)
+            .is_none_or(|(g, _)| *g != generation)
+        {
             // A new table starts as large as the newest generation's, not growing one rehash
             // at a time.
             let table = self.spare.pop().unwrap_or_else(|| {
@@ -711,7 +715,10 @@ mod tests {
         let now = Timestamp(10_000 * MS + 1);
         assert!(s.first_use(&sig(5000), Timestamp(20_000 * MS), now).await);
         assert_eq!(s.seen.lock().len(), 1000 - 500 + 1);
-        assert!(!s.first_use(&sig(600), until(600), now).await, "600's is open");
+        assert!(
+            !s.first_use(&sig(600), until(600), now).await,
+            "600's is open"
+        );
         assert!(s.first_use(&sig(0), until(0), now).await, "0's closed");
         assert!(
             s.first_use(&sig(500), until(500), now).await,

@@ -299,8 +299,12 @@ pub fn start_workers(
             ("settle", checkpoints.get("settle", &name)?),
             ("rollup", checkpoints.get("rollup", &name)?),
         ];
-        let source: Arc<dyn EventSource> =
-            Arc::new(JournalSource::new(name, journal.clone(), &positions));
+        let source: Arc<dyn EventSource> = Arc::new(JournalSource::new(
+            *shard,
+            Arc::clone(&symbols),
+            journal.clone(),
+            &positions,
+        ));
         tasks.push(spawn(&settle, source.clone()));
         tasks.push(spawn(&rollup, source));
     }
@@ -493,12 +497,15 @@ mod tests {
             EventJournal::open(&dir.path().join("events"), JournalConfig::default()).unwrap();
         let journal = Arc::new(journal);
         journal
-            .append(vec![StreamRecord {
-                source: "shard-0".into(),
-                seq: 1,
-                time: 1,
-                events: Vec::new(),
-            }])
+            .append(vec![
+                StreamRecord {
+                    source: "shard-0".into(),
+                    seq: 1,
+                    time: 1,
+                    events: Vec::new(),
+                }
+                .into(),
+            ])
             .await
             .unwrap();
         journal.close();

@@ -8,10 +8,10 @@
 
 use async_trait::async_trait;
 use clap::Parser;
-use exchange_core::Side;
 use exchange_core::stream::{
     LedgerEvent, LedgerKind, OrderEvent, StreamEvent, StreamRecord, TradeEvent,
 };
+use exchange_core::{ShardId, Side, SymbolTable};
 use exchange_functions::postgres::PgStore;
 use exchange_functions::sqlite::SqliteStore;
 use exchange_functions::worker::{self, Checkpoints, Handler, JournalSource, WorkerConfig};
@@ -152,7 +152,8 @@ async fn phase(args: &Args, label: &str, handler: Arc<dyn Handler>) -> anyhow::R
     });
     let checkpoints = Arc::new(Checkpoints::open(&dir.join("consumers"))?);
     let source = Arc::new(JournalSource::new(
-        "shard-0".into(),
+        ShardId(0),
+        Arc::new(SymbolTable::default_symbols()),
         journal.clone(),
         &[(timed.name(), 0)],
     ));
@@ -164,7 +165,7 @@ async fn phase(args: &Args, label: &str, handler: Arc<dyn Handler>) -> anyhow::R
     let t = now_ns();
     for chunk in (1..=args.trades).collect::<Vec<_>>().chunks(50_000) {
         journal
-            .append(chunk.iter().map(|&n| record(n, t)).collect())
+            .append(chunk.iter().map(|&n| record(n, t).into()).collect())
             .await?;
     }
     let (stop, stopped) = watch::channel(false);
@@ -196,7 +197,11 @@ async fn phase(args: &Args, label: &str, handler: Arc<dyn Handler>) -> anyhow::R
         tick.tick().await;
         let t = now_ns();
         journal
-            .append((n + 1..=n + per_tick).map(|i| record(i, t)).collect())
+            .append(
+                (n + 1..=n + per_tick)
+                    .map(|i| record(i, t).into())
+                    .collect(),
+            )
             .await?;
         n += per_tick;
     }

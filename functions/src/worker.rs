@@ -11,6 +11,8 @@
 use crate::{RollupStore, SettleStore, StoreError, Written};
 use async_trait::async_trait;
 use exchange_core::stream::StreamRecord;
+use exchange_core::{ShardId, SymbolTable};
+use exchange_shard::stream::source_name;
 use exchange_shard::{EventJournal, LogError};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
@@ -50,19 +52,30 @@ pub trait EventSource: Send + Sync + 'static {
     fn ack(&self, consumer: &str, position: u64);
 }
 
-/// A shard's event journal as a source. Its segments are let go once every registered consumer
-/// acknowledged them.
+/// A shard's event journal as a source: its records turned into stream records with the
+/// symbol table as they are read (on the worker's time, not the shard's). Its segments are let
+/// go once every registered consumer acknowledged them.
 pub struct JournalSource {
     name: String,
+    shard: ShardId,
+    symbols: Arc<SymbolTable>,
     journal: Arc<EventJournal>,
     consumers: Mutex<HashMap<String, u64>>,
 }
 
 impl JournalSource {
-    /// The source over `journal`, read by `consumers` (each from its checkpoint).
-    pub fn new(name: String, journal: Arc<EventJournal>, consumers: &[(&str, u64)]) -> Self {
+    /// The source over shard `shard`'s `journal`, read by `consumers` (each from its
+    /// checkpoint).
+    pub fn new(
+        shard: ShardId,
+        symbols: Arc<SymbolTable>,
+        journal: Arc<EventJournal>,
+        consumers: &[(&str, u64)],
+    ) -> Self {
         Self {
-            name,
+            name: source_name(shard),
+            shard,
+            symbols,
             journal,
             consumers: Mutex::new(
                 consumers
@@ -89,7 +102,12 @@ impl EventSource for JournalSource {
         match tokio::time::timeout(wait, self.journal.read(after, max)).await {
             Err(_) => Ok(Some(Vec::new())),
             Ok(Ok(batch)) if batch.is_empty() => Ok(None),
-            Ok(batch) => Ok(Some(batch?)),
+            Ok(batch) => Ok(Some(
+                batch?
+                    .into_iter()
+                    .map(|(at, r)| (at, r.into_stream(self.shard, &self.symbols)))
+                    .collect(),
+            )),
         }
     }
 

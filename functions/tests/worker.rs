@@ -6,13 +6,14 @@ mod common;
 use async_trait::async_trait;
 use common::*;
 use exchange_core::stream::StreamRecord;
+use exchange_core::{ShardId, SymbolTable};
 use exchange_functions::lambda::{self, Batch};
 use exchange_functions::sqlite::SqliteStore;
 use exchange_functions::worker::{
     self, Checkpoints, EventSource, Handler, JournalSource, Rollup, Settle, WorkerConfig,
 };
 use exchange_functions::{RollupStore, SettleStore, StoreError, TradeQuery, Written};
-use exchange_shard::{EventJournal, JournalConfig};
+use exchange_shard::{EventJournal, EventRecord, JournalConfig};
 use lambda_runtime::{Context, LambdaEvent};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -20,6 +21,16 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 const TRADES: u64 = 400;
+
+/// Shard 0's source over `journal`.
+fn shard_0(journal: Arc<EventJournal>, consumers: &[(&str, u64)]) -> JournalSource {
+    JournalSource::new(
+        ShardId(0),
+        Arc::new(SymbolTable::default_symbols()),
+        journal,
+        consumers,
+    )
+}
 
 fn config() -> WorkerConfig {
     WorkerConfig {
@@ -33,8 +44,8 @@ fn config() -> WorkerConfig {
 async fn journal(dir: &std::path::Path) -> Arc<EventJournal> {
     let (j, _) = EventJournal::open(&dir.join("events"), JournalConfig::default()).unwrap();
     let j = Arc::new(j);
-    let records: Vec<StreamRecord> = (1..=TRADES)
-        .map(|n| trade_record("shard-0", n, n))
+    let records: Vec<EventRecord> = (1..=TRADES)
+        .map(|n| trade_record("shard-0", n, n).into())
         .collect();
     j.append(records).await.unwrap();
     j
@@ -89,11 +100,8 @@ async fn killed_workers_redeliver_and_the_stores_hold_each_trade_once() {
     );
     let journal = journal(dir.path()).await;
     let checkpoints = Arc::new(Checkpoints::open(&dir.path().join("consumers")).unwrap());
-    let source: Arc<dyn EventSource> = Arc::new(JournalSource::new(
-        "shard-0".into(),
-        journal.clone(),
-        &[("settle", 0), ("rollup", 0)],
-    ));
+    let source: Arc<dyn EventSource> =
+        Arc::new(shard_0(journal.clone(), &[("settle", 0), ("rollup", 0)]));
     let handlers: [Arc<dyn Handler>; 2] = [
         Arc::new(Settle(store.clone())),
         Arc::new(Rollup(store.clone())),
@@ -154,11 +162,8 @@ async fn killed_workers_redeliver_and_the_stores_hold_each_trade_once() {
     let (reopened, _) =
         EventJournal::open(&dir.path().join("events"), JournalConfig::default()).unwrap();
     reopened.close();
-    let source: Arc<dyn EventSource> = Arc::new(JournalSource::new(
-        "shard-0".into(),
-        Arc::new(reopened),
-        &[("settle", 0), ("rollup", 0)],
-    ));
+    let source: Arc<dyn EventSource> =
+        Arc::new(shard_0(Arc::new(reopened), &[("settle", 0), ("rollup", 0)]));
     let fresh = Arc::new(Checkpoints::open(&dir.path().join("again")).unwrap());
     for h in &handlers {
         let (_stop, stopped) = watch::channel(false);
@@ -207,11 +212,7 @@ async fn a_failing_store_is_retried_and_nothing_is_dropped() {
         failures: AtomicU32::new(5),
     });
     let checkpoints = Arc::new(Checkpoints::open(&dir.path().join("consumers")).unwrap());
-    let source = Arc::new(JournalSource::new(
-        "shard-0".into(),
-        journal,
-        &[("settle", 0)],
-    ));
+    let source = Arc::new(shard_0(journal, &[("settle", 0)]));
     let (_stop, stopped) = watch::channel(false);
     worker::run(
         flaky.clone(),
@@ -240,11 +241,7 @@ async fn a_stop_signal_ends_a_worker_that_waits_for_records() {
             .unwrap(),
     );
     let (j, _) = EventJournal::open(&dir.path().join("events"), JournalConfig::default()).unwrap();
-    let source = Arc::new(JournalSource::new(
-        "shard-0".into(),
-        Arc::new(j),
-        &[("rollup", 0)],
-    ));
+    let source = Arc::new(shard_0(Arc::new(j), &[("rollup", 0)]));
     let checkpoints = Arc::new(Checkpoints::open(&dir.path().join("consumers")).unwrap());
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(worker::run(
@@ -282,11 +279,7 @@ async fn a_steady_trickle_is_handled_in_batches_that_linger() {
     let dir = tempfile::tempdir().unwrap();
     let (j, _) = EventJournal::open(&dir.path().join("events"), JournalConfig::default()).unwrap();
     let journal = Arc::new(j);
-    let source = Arc::new(JournalSource::new(
-        "shard-0".into(),
-        journal.clone(),
-        &[("settle", 0)],
-    ));
+    let source = Arc::new(shard_0(journal.clone(), &[("settle", 0)]));
     let checkpoints = Arc::new(Checkpoints::open(&dir.path().join("consumers")).unwrap());
     let batches = Arc::new(Batches::default());
     let linger = Duration::from_millis(50);
@@ -306,7 +299,7 @@ async fn a_steady_trickle_is_handled_in_batches_that_linger() {
     let started = std::time::Instant::now();
     for n in 1..=200 {
         journal
-            .append(vec![trade_record("shard-0", n, n)])
+            .append(vec![trade_record("shard-0", n, n).into()])
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(1)).await;

@@ -15,15 +15,42 @@ pub const HEADER: usize = 8;
 
 /// Appends one framed record to `buf`.
 pub fn encode<T: Serialize>(record: &T, buf: &mut Vec<u8>) {
-    let payload = postcard::to_stdvec(record).expect("records always serialise");
-    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    buf.extend_from_slice(&payload);
+    encode_with(buf, |out| postcard_into(record, out));
+}
+
+/// Appends one framed record to `buf`, its payload being what `write` appends.
+pub fn encode_with(buf: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    let start = buf.len();
+    buf.extend_from_slice(&[0; HEADER]);
+    write(buf);
+    let payload = &buf[start + HEADER..];
+    let (len, crc) = (payload.len() as u32, crc32fast::hash(payload));
+    buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    buf[start + 4..start + HEADER].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Appends the postcard encoding of `value` to `out`.
+pub fn postcard_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
+    *out = postcard::to_extend(value, std::mem::take(out)).expect("records always serialise");
 }
 
 /// Checks a payload against its checksum and decodes it.
 pub fn decode<T: DeserializeOwned>(payload: &[u8], crc: u32) -> Result<T, String> {
+    decode_with(payload, crc, from_postcard)
+}
+
+/// Checks a payload against its checksum and decodes it with `decode`.
+pub fn decode_with<T>(
+    payload: &[u8],
+    crc: u32,
+    decode: impl Fn(&[u8]) -> Result<T, String>,
+) -> Result<T, String> {
     check(payload, crc)?;
+    decode(payload)
+}
+
+/// Decodes a postcard payload.
+pub fn from_postcard<T: DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
     postcard::from_bytes(payload).map_err(|e| e.to_string())
 }
 
@@ -56,9 +83,20 @@ impl Stop {
 /// intact record. Returns where the intact records end and, if reading stopped early, why
 /// (records are numbered from `first` in the message).
 pub fn read_frames<T: DeserializeOwned>(
+    reader: impl Read,
+    max_len: u32,
+    first: u64,
+    each: impl FnMut(u64, T),
+) -> std::io::Result<(u64, Option<Stop>)> {
+    read_frames_with(reader, max_len, first, from_postcard, each)
+}
+
+/// [`read_frames`] with `decode` turning each payload into a record.
+pub fn read_frames_with<T>(
     mut reader: impl Read,
     max_len: u32,
     first: u64,
+    decode: impl Fn(&[u8]) -> Result<T, String>,
     mut each: impl FnMut(u64, T),
 ) -> std::io::Result<(u64, Option<Stop>)> {
     let torn = |s: String| Some(Stop::Torn(s));
@@ -87,7 +125,7 @@ pub fn read_frames<T: DeserializeOwned>(
         if let Err(e) = check(&payload, crc) {
             return Ok((pos, torn(format!("record {n} is corrupt: {e}"))));
         }
-        match postcard::from_bytes(&payload) {
+        match decode(&payload) {
             Ok(record) => each(pos, record),
             Err(e) => {
                 return Ok((

@@ -5,8 +5,8 @@
 //! passes the configured size; once a snapshot covers every record of a segment, acknowledging
 //! deletes it, so disk use and recovery time stay bounded by the snapshot interval.
 //!
-//! Each record is framed as `len: u32 LE | crc32(payload): u32 LE | payload` (the payload is the
-//! postcard encoding of a [`LogRecord`]). A single writer thread takes every append waiting at
+//! Each record is framed as `len: u32 LE | crc32(payload): u32 LE | payload` (the payload is
+//! [`Record::encode`]'s: the postcard encoding of a [`LogRecord`] in a command log). A single writer thread takes every append waiting at
 //! that moment, writes them with one `write` and makes them durable with one `fdatasync`
 //! (group commit): the cost of the sync is shared by the whole batch, not paid per order.
 //!
@@ -36,7 +36,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 use tokio::sync::{Notify, oneshot};
 
-use crate::frame::{self, HEADER, encode};
+use crate::frame::{self, HEADER};
 
 /// What a journal holds: a record type with its size limit and how an append stamps it.
 pub trait Record: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
@@ -44,6 +44,15 @@ pub trait Record: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     const MAX_BYTES: u32;
     /// Stamps the record with its offset as it is appended.
     fn stamp(&mut self, _offset: u64) {}
+    /// Appends the record's payload to `out`: its postcard encoding, unless the type says
+    /// otherwise.
+    fn encode(&self, out: &mut Vec<u8>) {
+        frame::postcard_into(self, out);
+    }
+    /// Reads a payload [`Record::encode`] wrote.
+    fn decode(payload: &[u8]) -> Result<Self, String> {
+        frame::from_postcard(payload)
+    }
 }
 
 impl Record for LogRecord {
@@ -163,7 +172,8 @@ pub struct Journal<R: Record = LogRecord> {
 }
 
 fn decode<R: Record>(payload: &[u8], crc: u32, offset: u64) -> Result<R, LogError> {
-    frame::decode(payload, crc).map_err(|reason| LogError::Corrupt { offset, reason })
+    frame::decode_with(payload, crc, R::decode)
+        .map_err(|reason| LogError::Corrupt { offset, reason })
 }
 
 /// Scans a journal, returning the positions of the intact records and where they end, and why
@@ -175,9 +185,10 @@ fn scan<R: Record>(
 ) -> Result<(VecDeque<u64>, u64, Option<String>), LogError> {
     let reader = BufReader::with_capacity(1 << 20, file);
     let mut positions = VecDeque::new();
-    let (end, stopped) = frame::read_frames::<R>(reader, R::MAX_BYTES, first, |pos, _| {
-        positions.push_back(pos)
-    })?;
+    let (end, stopped) =
+        frame::read_frames_with(reader, R::MAX_BYTES, first, R::decode, |pos, _| {
+            positions.push_back(pos)
+        })?;
     match stopped {
         Some(frame::Stop::Undecodable(reason)) => Err(LogError::Corrupt {
             offset: first + positions.len() as u64,
@@ -477,7 +488,7 @@ fn write_loop<R: Record>(
                 offset += 1;
                 rec.stamp(offset);
                 positions.push(end + buf.len() as u64);
-                encode(&rec, &mut buf);
+                frame::encode_with(&mut buf, |out| rec.encode(out));
                 entries.push((offset, rec));
             }
         }

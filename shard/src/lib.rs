@@ -52,4 +52,4 @@ pub use runtime::{Recovery, Shard, ShardConfig, ShardError};
 pub use sink::EventSink;
 pub use snapshot::SnapshotStore;
 pub use state::{CommandResult, FILLS_PER_ACCOUNT, Outcome, ShardState, StateCopy, StateError};
-pub use stream::EventJournal;
+pub use stream::{CommandEvents, EventJournal, EventRecord};

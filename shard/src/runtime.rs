@@ -7,7 +7,7 @@ use crate::log::{CommandLog, LogError};
 use crate::sink::EventSink;
 use crate::snapshot::SnapshotStore;
 use crate::state::{Outcome, ShardState, StateError};
-use crate::stream::{self, EventJournal};
+use crate::stream::{self, CommandEvents, EventJournal, EventRecord};
 use exchange_core::{ShardId, SymbolTable};
 use parking_lot::RwLock;
 use std::path::PathBuf;
@@ -65,21 +65,18 @@ pub struct Shard {
 /// A shard's event stream and what it needs to write it.
 struct Events {
     journal: Arc<EventJournal>,
-    symbols: SymbolTable,
     /// The last append submitted: durable once it answers.
     pending: Option<crate::journal::Appended>,
 }
 
 impl Events {
     /// Queues the records of `outcomes` (in order, without waiting for them to be durable).
-    fn submit(
-        &mut self,
-        shard: exchange_core::ShardId,
-        outcomes: &[Outcome],
-    ) -> Result<(), ShardError> {
+    /// They hold what the commands did in integers; the readers format them.
+    fn submit(&mut self, outcomes: &[Outcome]) -> Result<(), ShardError> {
         let records: Vec<_> = outcomes
             .iter()
-            .filter_map(|o| stream::record(shard, &self.symbols, o))
+            .filter_map(CommandEvents::of)
+            .map(EventRecord::Command)
             .collect();
         if !records.is_empty() {
             self.pending = Some(self.journal.submit(records)?);
@@ -139,7 +136,6 @@ impl Shard {
                     through,
                     Events {
                         journal,
-                        symbols: symbols.clone(),
                         pending: None,
                     },
                 ))
@@ -163,7 +159,7 @@ impl Shard {
             sink.replayed(config.shard, &outcomes);
             if let Some((through, events)) = &mut events {
                 outcomes.retain(|o| o.offset > *through);
-                events.submit(config.shard, &outcomes)?;
+                events.submit(&outcomes)?;
             }
         }
         let mut events = events.map(|(_, e)| e);
@@ -218,7 +214,7 @@ impl Shard {
             metrics::histogram!("exchange_match_seconds_per_command", "shard" => label.clone())
                 .record(started.elapsed().as_secs_f64() / batch.len() as f64);
             if let Some(events) = &mut self.events {
-                events.submit(shard, &outcomes)?;
+                events.submit(&outcomes)?;
             }
             self.sink.publish(shard, outcomes);
             let applied = batch.last().map_or(applied, |e| e.0);

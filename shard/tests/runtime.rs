@@ -187,7 +187,7 @@ async fn open_events(dir: &std::path::Path) -> Arc<EventJournal> {
     Arc::new(events)
 }
 
-async fn all_events(events: &EventJournal) -> Vec<exchange_core::stream::StreamRecord> {
+async fn all_events(events: &EventJournal) -> Vec<EventRecord> {
     let mut out = Vec::new();
     while (out.len() as u64) < events.last_offset() {
         out.extend(
@@ -207,7 +207,7 @@ async fn run_with_events(
     dir: &std::path::Path,
     records: Vec<LogRecord>,
     kill: bool,
-) -> Vec<exchange_core::stream::StreamRecord> {
+) -> Vec<EventRecord> {
     let (journal, _) = Journal::open(&dir.join("journal"), JournalConfig::default()).unwrap();
     let journal = Arc::new(journal);
     let events = open_events(dir).await;
@@ -247,14 +247,15 @@ async fn recovery_writes_the_stream_records_a_crash_lost_exactly_once() {
     // The reference: one run that never stopped.
     let reference_dir = tempfile::tempdir().unwrap();
     let reference = run_with_events(reference_dir.path(), orders.clone(), false).await;
+    let symbols = SymbolTable::default_symbols();
     assert!(
         reference
             .iter()
-            .flat_map(|r| &r.events)
+            .flat_map(|r| r.clone().into_stream(ShardId(0), &symbols).events)
             .any(|e| matches!(e, exchange_core::stream::StreamEvent::Trade(_))),
         "the orders trade"
     );
-    let seqs: Vec<u64> = reference.iter().map(|r| r.seq).collect();
+    let seqs: Vec<u64> = reference.iter().map(EventRecord::seq).collect();
     assert!(
         seqs.windows(2).all(|w| w[0] < w[1]),
         "one record per command, in log order"
@@ -314,5 +315,75 @@ async fn the_event_journal_is_synced_before_each_snapshot() {
         syncs <= 5,
         "{syncs} syncs: the event journal is not synced per batch"
     );
+    events.close();
+}
+
+/// A record as event journals held them before 2026-12-06: a bare postcard `StreamRecord`.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Legacy(exchange_core::stream::StreamRecord);
+
+impl Record for Legacy {
+    const MAX_BYTES: u32 = 64 << 20;
+}
+
+#[tokio::test]
+async fn an_event_journal_of_the_older_format_is_read_on_after_new_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let symbols = SymbolTable::default_symbols();
+    let mut state = ShardState::new(ShardId(0), 1, &symbols, 1_000);
+    // Commands that trade: what each changed, as the shard now records it.
+    let commands: Vec<CommandEvents> = (1..=20u64)
+        .filter_map(|offset| {
+            let mut rec = place(offset, None);
+            rec.assign(offset);
+            state.apply(offset, &rec)
+        })
+        .filter_map(|o| CommandEvents::of(&o))
+        .collect();
+    assert!(commands.iter().any(|c| !c.trades.is_empty()), "some trade");
+    let streams: Vec<_> = commands
+        .iter()
+        .map(|c| c.to_stream(ShardId(0), &symbols))
+        .collect();
+    // An older version wrote the first ten as stream records.
+    {
+        let (old, _) =
+            Journal::<Legacy>::open(&dir.path().join("events"), JournalConfig::default()).unwrap();
+        old.append(streams[..10].iter().cloned().map(Legacy).collect())
+            .await
+            .unwrap();
+        old.close();
+    }
+    // This version opens the same journal and appends the rest as they are now written.
+    let (events, report) =
+        EventJournal::open(&dir.path().join("events"), JournalConfig::default()).unwrap();
+    assert_eq!((report.records, report.truncated_bytes), (10, 0));
+    events
+        .append(
+            commands[10..]
+                .iter()
+                .cloned()
+                .map(EventRecord::Command)
+                .collect(),
+        )
+        .await
+        .unwrap();
+    events.close();
+    let (events, report) =
+        EventJournal::open(&dir.path().join("events"), JournalConfig::default()).unwrap();
+    assert_eq!(report.records, commands.len() as u64);
+    let read = events.read(0, 1_000).await.unwrap();
+    assert!(matches!(read[0].1, EventRecord::Stream(_)));
+    assert!(matches!(read[10].1, EventRecord::Command(_)));
+    assert_eq!(
+        exchange_shard::stream::last_seq(&events).await.unwrap(),
+        commands.last().unwrap().offset
+    );
+    // Both read as the same stream records.
+    let as_streams: Vec<_> = read
+        .into_iter()
+        .map(|(_, r)| r.into_stream(ShardId(0), &symbols))
+        .collect();
+    assert_eq!(as_streams, streams);
     events.close();
 }
