@@ -34,11 +34,6 @@ pub fn postcard_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
     *out = postcard::to_extend(value, std::mem::take(out)).expect("records always serialise");
 }
 
-/// Checks a payload against its checksum and decodes it.
-pub fn decode<T: DeserializeOwned>(payload: &[u8], crc: u32) -> Result<T, String> {
-    decode_with(payload, crc, from_postcard)
-}
-
 /// Checks a payload against its checksum and decodes it with `decode`.
 pub fn decode_with<T>(
     payload: &[u8],
