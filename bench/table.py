@@ -227,9 +227,11 @@ def main():
     for prefix, label in (("rollup -> PostgreSQL", "rollup into PostgreSQL (plain, this machine's"
                            " server): trades, then candles of 6 intervals, upserted"),
                           ("settle -> embedded store", "settle into the embedded store (SQLite):"
-                           " trades, order states, 4 ledger entries and their balances per trade")):
+                           " trades, order states, ledger entries with fees and their balances")):
         lines = [l.split(": ", 1)[1] for l in out.splitlines() if l.startswith(prefix)]
-        rows.append(f"| {label}, through the worker from an event journal | {'; '.join(lines)} |"
+        rows.append(f"| {label}, through the worker from an event journal holding each trade as a"
+                    f" shard writes it (two records: the resting order, then the order that fills"
+                    f" it with the trade and both sides' fills) | {'; '.join(lines)} |"
                     f" `historybench --trades {trades} --seconds {DURATION}` |")
     table = "\n".join([
         machine(), "",

@@ -8,18 +8,20 @@
 
 use async_trait::async_trait;
 use clap::Parser;
-use exchange_core::stream::{
-    LedgerEvent, LedgerKind, OrderEvent, StreamEvent, StreamRecord, TradeEvent,
+use exchange_core::stream::StreamRecord;
+use exchange_core::{
+    AccountId, Command, NewOrder, OrderId, OrderType, Price, Qty, ShardId, Side, StpMode, SymbolId,
+    SymbolSpec, SymbolTable, TimeInForce, Timestamp,
 };
-use exchange_core::{ShardId, Side, SymbolTable};
 use exchange_functions::postgres::PgStore;
 use exchange_functions::sqlite::SqliteStore;
 use exchange_functions::worker::{self, Checkpoints, Handler, JournalSource, WorkerConfig};
 use exchange_functions::{RollupStore, SettleStore, StoreError, Written};
-use exchange_shard::{EventJournal, JournalConfig};
+use exchange_shard::{
+    CommandEvents, EventJournal, EventRecord, JournalConfig, LogRecord, ShardState,
+};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
-use rust_decimal::Decimal;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
@@ -53,66 +55,70 @@ fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// Trade `n` with its order and the ledger of both sides, as a shard writes it.
-fn record(n: u64, time: u64) -> StreamRecord {
-    let price = Decimal::new(6_500_000 + (n % 1_000) as i64, 2);
-    let qty = Decimal::new(1 + (n % 50) as i64, 3);
-    let quote = price * qty;
-    let ledger = |account, entry: String, asset: &str, amount| {
-        StreamEvent::Ledger(LedgerEvent {
-            entry_id: entry,
-            account,
-            asset: asset.into(),
-            amount,
-            kind: LedgerKind::Trade,
-            reference: n.to_string(),
-            symbol: Some("BTC-USD".into()),
-            time,
-        })
-    };
-    StreamRecord {
-        source: "shard-0".into(),
-        seq: n,
-        time,
-        events: vec![
-            StreamEvent::Trade(TradeEvent {
-                symbol: "BTC-USD".into(),
-                trade_id: n,
-                price,
-                quantity: qty,
-                taker_side: if n.is_multiple_of(2) {
-                    Side::Buy
-                } else {
-                    Side::Sell
-                },
-                maker_order_id: 2 * n,
-                taker_order_id: 2 * n + 1,
-                maker_account: 1 + n % 100,
-                taker_account: 101 + n % 100,
-                time,
-            }),
-            StreamEvent::Order(OrderEvent {
-                order_id: 2 * n,
-                account: 1 + n % 100,
-                symbol: "BTC-USD".into(),
-                client_order_id: None,
-                side: Side::Sell,
-                order_type: "LIMIT".into(),
-                price: Some(price),
-                quantity: Some(qty),
-                status: "FILLED".into(),
-                cancel_reason: None,
-                filled_quantity: qty,
-                filled_quote: quote,
-                created: time,
-                updated: time,
-                version: n,
-            }),
-            ledger(1 + n % 100, format!("trade:{n}:maker:BTC"), "BTC", -qty),
-            ledger(1 + n % 100, format!("trade:{n}:maker:USD"), "USD", quote),
-            ledger(101 + n % 100, format!("trade:{n}:taker:USD"), "USD", -quote),
-            ledger(101 + n % 100, format!("trade:{n}:taker:BTC"), "BTC", qty),
-        ],
+/// Trades as a shard writes them to its event journal: trade `n` is a resting sell and the buy
+/// that fills it, applied by a real shard state, so each trade is two records (the sell's new
+/// order; the buy's trade, both orders and both sides' fills with their fees), which the
+/// worker's source formats into stream records as it reads them.
+struct Trades {
+    state: ShardState,
+    spec: SymbolSpec,
+    offset: u64,
+}
+
+/// Event records per trade.
+const RECORDS_PER_TRADE: u64 = 2;
+
+impl Trades {
+    fn new() -> Self {
+        let symbols = SymbolTable::default_symbols();
+        Self {
+            state: ShardState::new(ShardId(0), 1, &symbols, 1_000),
+            spec: symbols.get(SymbolId(0)).expect("a first symbol").clone(),
+            offset: 0,
+        }
+    }
+
+    /// The records of trades `from..=to`, stamped `time`.
+    fn records(&mut self, from: u64, to: u64, time: u64) -> Vec<EventRecord> {
+        let mut out = Vec::with_capacity(((to + 1 - from) * RECORDS_PER_TRADE) as usize);
+        for n in from..=to {
+            for (side, account) in [(Side::Sell, 1 + n % 100), (Side::Buy, 101 + n % 100)] {
+                let order = NewOrder {
+                    symbol: SymbolId(0),
+                    order_id: OrderId(0),
+                    account: AccountId(account),
+                    client_order_id: None,
+                    side,
+                    order_type: OrderType::Limit {
+                        price: Price(6_500_000 + n % 1_000),
+                        qty: Qty(1_000 + (n % 50) * 100),
+                        tif: TimeInForce::Gtc,
+                        post_only: false,
+                    },
+                    stp: StpMode::None,
+                };
+                let hold = self
+                    .spec
+                    .funding
+                    .order_hold(&order)
+                    .expect("a limit order has a hold");
+                self.offset += 1;
+                let mut rec = LogRecord {
+                    ts: Timestamp(time),
+                    cmd: Command::Place(order),
+                    hold,
+                };
+                rec.assign(self.offset);
+                let outcome = self.state.apply(self.offset, &rec);
+                out.extend(
+                    outcome
+                        .as_ref()
+                        .and_then(CommandEvents::of)
+                        .map(EventRecord::Command),
+                );
+            }
+        }
+        out
     }
 }
 
@@ -162,11 +168,11 @@ async fn phase(args: &Args, label: &str, handler: Arc<dyn Handler>) -> anyhow::R
         ..WorkerConfig::default()
     };
     // Backlog: append everything, then drain it.
+    let mut trades = Trades::new();
     let t = now_ns();
-    for chunk in (1..=args.trades).collect::<Vec<_>>().chunks(50_000) {
-        journal
-            .append(chunk.iter().map(|&n| record(n, t).into()).collect())
-            .await?;
+    for from in (1..=args.trades).step_by(50_000) {
+        let to = (from + 49_999).min(args.trades);
+        journal.append(trades.records(from, to, t)).await?;
     }
     let (stop, stopped) = watch::channel(false);
     let started = Instant::now();
@@ -177,7 +183,7 @@ async fn phase(args: &Args, label: &str, handler: Arc<dyn Handler>) -> anyhow::R
         config,
         stopped,
     ));
-    while timed.done.load(std::sync::atomic::Ordering::Relaxed) < args.trades {
+    while timed.done.load(std::sync::atomic::Ordering::Relaxed) < args.trades * RECORDS_PER_TRADE {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let drained = started.elapsed();
@@ -197,15 +203,11 @@ async fn phase(args: &Args, label: &str, handler: Arc<dyn Handler>) -> anyhow::R
         tick.tick().await;
         let t = now_ns();
         journal
-            .append(
-                (n + 1..=n + per_tick)
-                    .map(|i| record(i, t).into())
-                    .collect(),
-            )
+            .append(trades.records(n + 1, n + per_tick, t))
             .await?;
         n += per_tick;
     }
-    while timed.done.load(std::sync::atomic::Ordering::Relaxed) < n {
+    while timed.done.load(std::sync::atomic::Ordering::Relaxed) < n * RECORDS_PER_TRADE {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let lag = timed.lag.lock().clone();
