@@ -595,3 +595,57 @@ async fn orders_survive_a_graceful_restart() {
     let next = ex.limit(3, "BUY", "49000.00", "0.01000").await;
     assert_ne!(next["order_id"], resting["order_id"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_browsers_from_other_origins_and_compresses_when_asked() {
+    let ex = TestExchange::start().await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", ex.base);
+    let origin = "https://app.example";
+    // A preflight for a signed order placement.
+    let pre = http
+        .request(Method::OPTIONS, url("/orders"))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), StatusCode::OK);
+    let allowed =
+        |r: &reqwest::Response, h: &str| r.headers().get(h).map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(
+        allowed(&pre, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    assert!(allowed(&pre, "access-control-allow-methods").is_some());
+    // Answers, errors included, carry the header that lets the page read them.
+    for path in ["/symbols", "/no-such-route", "/orders"] {
+        let r = http
+            .get(url(path))
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            allowed(&r, "access-control-allow-origin").as_deref(),
+            Some("*"),
+            "GET {path} ({})",
+            r.status()
+        );
+    }
+    // Compressed when the client asks for it, plain otherwise.
+    let gz = http
+        .get(url("/openapi.json"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed(&gz, "content-encoding").as_deref(), Some("gzip"));
+    let body = gz.bytes().await.unwrap();
+    assert_eq!(&body[..2], &[0x1f, 0x8b], "a gzip stream");
+    let plain = http.get(url("/openapi.json")).send().await.unwrap();
+    assert_eq!(allowed(&plain, "content-encoding"), None);
+    let spec: Value = plain.json().await.unwrap();
+    assert!(spec["paths"].is_object());
+}

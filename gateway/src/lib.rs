@@ -230,12 +230,17 @@ pub fn app(state: AppState) -> Router {
         )
         .fallback(not_found)
         .with_state(state.clone())
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        // Outside the body limit, so that its 413 becomes JSON too.
-        .layer(middleware::from_fn_with_state(state, edge))
-        .layer(CompressionLayer::new())
-        .layer(CorsLayer::permissive())
-        .layer(TraceLayer::new_for_http())
+        // One layer, outermost first: each `Router::layer` call wraps every route in a boxed
+        // service of its own, which every request clones and whose future it boxes.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(TraceLayer::new_for_http())
+                .layer(CorsLayer::permissive())
+                .layer(CompressionLayer::new())
+                // Outside the body limit, so that its 413 becomes JSON too.
+                .layer(middleware::from_fn_with_state(state, edge))
+                .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES)),
+        )
 }
 
 async fn not_found() -> Response {
