@@ -217,9 +217,11 @@ pub(crate) async fn recover_shard(
     sink: Arc<dyn exchange_shard::EventSink>,
 ) -> anyhow::Result<(Shard, exchange_shard::Recovery, Arc<EventJournal>)> {
     // The event journal is synced before each snapshot, not with every batch (its records are
-    // written again from the replay after a crash).
+    // written again from the replay after a crash). Its writer gathers each millisecond's
+    // records rather than being woken by the shard for every batch.
     let events_config = JournalConfig {
         sync_each_batch: false,
+        poll_every: Some(std::time::Duration::from_millis(1)),
         ..journal_config(config)
     };
     let (events, _) = EventJournal::open(&dir.join("events"), events_config)

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{Notify, oneshot};
 
 use crate::frame::{self, HEADER};
@@ -85,7 +85,15 @@ pub struct JournalConfig {
     /// the segment files. A reader that falls behind (a worker during a burst) then costs file
     /// reads instead of memory that grows with its backlog.
     pub memory_records: usize,
+    /// While appends keep coming, the writer looks for them this often instead of being woken
+    /// for each (a wake is a futex call on the appending thread, the request thread in the
+    /// embedded exchange); after [`IDLE_POLLS`] empty looks it waits to be woken again. For a
+    /// journal nobody waits on per append (the event stream); `None` wakes it for every append.
+    pub poll_every: Option<Duration>,
 }
+
+/// Empty looks after which a polling writer ([`JournalConfig::poll_every`]) waits to be woken.
+pub const IDLE_POLLS: u32 = 100;
 
 impl Default for JournalConfig {
     fn default() -> Self {
@@ -96,6 +104,7 @@ impl Default for JournalConfig {
             segment_bytes: 256 << 20,
             preallocate_bytes: 256 << 10,
             memory_records: 16_384,
+            poll_every: None,
         }
     }
 }
@@ -451,7 +460,8 @@ fn write_loop<R: Record>(
     let mut unsynced = false;
     // The file's length: records, then the zeros preallocated after them.
     let mut allocated = file.metadata().map_or(0, |m| m.len());
-    while let Ok(first) = receiver.recv() {
+    let mut idle = 0;
+    while let Some(first) = next_request(&receiver, config.poll_every, &mut idle) {
         let mut reqs = vec![first];
         let mut count = reqs[0].records.len();
         while count < config.max_batch {
@@ -586,6 +596,33 @@ fn write_loop<R: Record>(
     {
         tracing::error!(dir = %shared.dir.display(), error = %e, "syncing the journal on close failed");
     }
+}
+
+/// The writer's next request, waiting to be woken for it or, with `poll_every`, looking for one
+/// that often until `IDLE_POLLS` looks in a row found none. `None` once every sender is gone.
+fn next_request<R>(
+    receiver: &mpsc::Receiver<WriteReq<R>>,
+    poll_every: Option<Duration>,
+    idle: &mut u32,
+) -> Option<WriteReq<R>> {
+    if let Some(every) = poll_every {
+        while *idle < IDLE_POLLS {
+            match receiver.try_recv() {
+                Ok(req) => {
+                    *idle = 0;
+                    return Some(req);
+                }
+                Err(mpsc::TryRecvError::Disconnected) => return None,
+                Err(mpsc::TryRecvError::Empty) => {
+                    *idle += 1;
+                    std::thread::sleep(every);
+                }
+            }
+        }
+    }
+    let req = receiver.recv().ok();
+    *idle = 0;
+    req
 }
 
 impl<R: Record> Journal<R> {

@@ -453,3 +453,49 @@ async fn preallocated_space_reopens_clean_and_appends_continue_in_it() {
     );
     assert_eq!(order_id(&all[3].1), OrderId::compose(SymbolId(1), 4));
 }
+
+#[tokio::test]
+async fn a_polling_writer_answers_appends_while_busy_and_after_it_has_gone_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal");
+    let every = std::time::Duration::from_millis(1);
+    let config = JournalConfig {
+        poll_every: Some(every),
+        ..JournalConfig::default()
+    };
+    async fn answered<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(std::time::Duration::from_secs(10), f)
+            .await
+            .expect("the append is answered")
+    }
+    {
+        let (j, _) = Journal::<LogRecord>::open(&path, config).unwrap();
+        // Busy: submitted back to back, gathered by the polling writer, answered in order.
+        let pending: Vec<_> = (0..50)
+            .map(|i| j.submit(vec![place(1, i)]).unwrap())
+            .collect();
+        let mut firsts = Vec::new();
+        for p in pending {
+            firsts.push(answered(p).await.unwrap().unwrap());
+        }
+        assert_eq!(firsts, (1..=50).collect::<Vec<u64>>());
+        assert!(
+            j.sync_count() < 50,
+            "the writer gathered appends into batches ({} syncs)",
+            j.sync_count()
+        );
+        // Idle long enough for the writer to stop looking and wait to be woken.
+        tokio::time::sleep(every * (exchange_shard::journal::IDLE_POLLS * 3)).await;
+        for i in 50..60 {
+            answered(j.append(vec![place(1, i)])).await.unwrap();
+        }
+        answered(j.sync()).await.unwrap();
+    }
+    let (j, report) = Journal::<LogRecord>::open(&path, JournalConfig::default()).unwrap();
+    assert_eq!(report.records, 60);
+    let read = j.read(0, 100).await.unwrap();
+    assert_eq!(
+        read.iter().map(|e| e.0).collect::<Vec<_>>(),
+        (1..=60).collect::<Vec<_>>()
+    );
+}
