@@ -526,6 +526,15 @@ async fn symbols_health_metrics_and_openapi() {
     ] {
         assert!(metrics.contains(name), "/metrics lacks {name}");
     }
+    // Counted, not only registered (tests share the process's recorder, so at least).
+    let accepted = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("exchange_orders_total{outcome=\"accepted\"} "))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(
+        accepted.is_some_and(|n| n >= 1.0),
+        "accepted orders counted: {accepted:?}"
+    );
     let (_, spec) = ex.get("/openapi.json").await;
     let paths = spec["paths"].as_object().unwrap();
     let expected = [

@@ -460,6 +460,8 @@ fn write_loop<R: Record>(
     let mut unsynced = false;
     // The file's length: records, then the zeros preallocated after them.
     let mut allocated = file.metadata().map_or(0, |m| m.len());
+    let commit_seconds = metrics::histogram!("exchange_journal_commit_seconds");
+    let batch_records = metrics::histogram!("exchange_journal_batch_records");
     let mut idle = 0;
     while let Some(first) = next_request(&receiver, config.poll_every, &mut idle) {
         let mut reqs = vec![first];
@@ -553,9 +555,8 @@ fn write_loop<R: Record>(
                     Ok(())
                 }
             });
-        metrics::histogram!("exchange_journal_commit_seconds")
-            .record(started.elapsed().as_secs_f64());
-        metrics::histogram!("exchange_journal_batch_records").record(count as f64);
+        commit_seconds.record(started.elapsed().as_secs_f64());
+        batch_records.record(count as f64);
         if let Err(e) = written {
             // The file may now hold part of this batch; nothing of it was acknowledged. Refuse
             // further writes: a restart rescans the file and cuts the partial tail.

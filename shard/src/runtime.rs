@@ -194,7 +194,15 @@ impl Shard {
     /// Applies the log until it closes and is drained, then writes a final snapshot.
     pub async fn run(mut self) -> Result<(), ShardError> {
         let shard = self.config.shard;
+        // Handles registered once: a labelled macro call builds and looks up its key each time.
         let label = shard.to_string();
+        let batch_seconds =
+            metrics::histogram!("exchange_match_batch_seconds", "shard" => label.clone());
+        let command_seconds =
+            metrics::histogram!("exchange_match_seconds_per_command", "shard" => label.clone());
+        let applied_offset =
+            metrics::gauge!("exchange_shard_applied_offset", "shard" => label.clone());
+        let queue_depth = metrics::gauge!("exchange_shard_queue_depth", "shard" => label);
         loop {
             let applied = self.state.read().applied();
             let batch = self.log.read(applied, self.config.batch).await?;
@@ -209,19 +217,16 @@ impl Shard {
                     .filter_map(|(offset, rec)| state.apply(*offset, rec))
                     .collect()
             };
-            metrics::histogram!("exchange_match_batch_seconds", "shard" => label.clone())
-                .record(started.elapsed().as_secs_f64());
-            metrics::histogram!("exchange_match_seconds_per_command", "shard" => label.clone())
-                .record(started.elapsed().as_secs_f64() / batch.len() as f64);
+            let took = started.elapsed().as_secs_f64();
+            batch_seconds.record(took);
+            command_seconds.record(took / batch.len() as f64);
             if let Some(events) = &mut self.events {
                 events.submit(&outcomes)?;
             }
             self.sink.publish(shard, outcomes);
             let applied = batch.last().map_or(applied, |e| e.0);
-            metrics::gauge!("exchange_shard_applied_offset", "shard" => label.clone())
-                .set(applied as f64);
-            metrics::gauge!("exchange_shard_queue_depth", "shard" => label.clone())
-                .set(self.log.last_offset().saturating_sub(applied) as f64);
+            applied_offset.set(applied as f64);
+            queue_depth.set(self.log.last_offset().saturating_sub(applied) as f64);
             if self.saving.as_ref().is_some_and(|(_, h)| h.is_finished()) {
                 self.finish_snapshot().await?;
             }
