@@ -134,6 +134,15 @@ pub struct Config {
     /// orders as two with a lower p99, see the README).
     #[arg(long, env = "EXCHANGE_WORKERS")]
     pub workers: Option<usize>,
+
+    /// Give each request worker a CPU of its own and run every other thread (journal writers,
+    /// settlement, blocking work) on the CPUs left; off when that would leave none. For a
+    /// machine the exchange has to itself (a load generator on the same machine goes on the CPUs
+    /// left: `loadgen --cpus 1`); not for processes that share the machine, which would all pin
+    /// to the same first CPUs.
+    #[arg(long, env = "EXCHANGE_PIN_WORKERS", default_value_t = false, action = ArgAction::Set,
+        num_args = 0..=1, default_missing_value = "true")]
+    pub pin_workers: bool,
 }
 
 impl Config {

@@ -13,11 +13,13 @@
 //! - [`admin`]: the admin key file and the `exchange admin` client.
 //! - [`functions`]: the settle and rollup workers, their stores, and the history the gateway reads.
 //! - [`telemetry`]: logging set up in one place.
+//! - [`affinity`]: `--pin-workers`, each request worker on a CPU of its own.
 //! - [`start`]: brings everything up and returns a handle; shutting down stops accepting,
 //!   drains every shard's log, writes final snapshots and returns.
 
 pub mod accounts;
 pub mod admin;
+pub mod affinity;
 pub mod bus;
 pub mod cluster;
 pub mod config;

@@ -10,18 +10,23 @@ use exchange::config::{Cli, Command};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cli.config.worker_threads())
-        .enable_all()
-        .build()?
-        .block_on(run(cli))
+    let admin = matches!(cli.command, Some(Command::Admin(_)));
+    if !admin {
+        exchange::telemetry::init(&cli.config.log);
+    }
+    let workers = cli.config.worker_threads();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.worker_threads(workers).enable_all();
+    if cli.config.pin_workers && !admin {
+        exchange::affinity::pin_workers(&mut runtime, workers);
+    }
+    runtime.build()?.block_on(run(cli))
 }
 
 async fn run(Cli { config, command }: Cli) -> anyhow::Result<()> {
     if let Some(Command::Admin(args)) = command {
         return exchange::admin::run(&config, args).await;
     }
-    exchange::telemetry::init(&config.log);
     // Tests and scripts read the "listening" line to find the port.
     match command {
         Some(Command::Gateway) => {

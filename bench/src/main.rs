@@ -67,6 +67,10 @@ struct Args {
     /// measures: one thread wakes no other, and drives 50,000 orders/s in about half a core.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Run on these CPUs only (a comma-separated list, for example `1`), to keep off the CPU
+    /// of an exchange started with `--pin-workers` (which takes the first ones).
+    #[arg(long, value_delimiter = ',')]
+    cpus: Vec<usize>,
 }
 
 fn workload(name: &str, mix: &str) -> anyhow::Result<exchange_bench::Workload> {
@@ -92,6 +96,11 @@ fn workload(name: &str, mix: &str) -> anyhow::Result<exchange_bench::Workload> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if !args.cpus.is_empty() {
+        // Before the runtime starts, so that its threads inherit it.
+        exchange::affinity::set_cpus(&args.cpus)
+            .with_context(|| format!("running on CPUs {:?}", args.cpus))?;
+    }
     let runtime = match args.threads {
         0 | 1 => tokio::runtime::Builder::new_current_thread(),
         n => {
