@@ -321,9 +321,23 @@ pub struct TransferArgs {
 mod tests {
     use super::*;
 
-    fn workers(args: &[&str]) -> usize {
+    fn config(args: &[&str]) -> Config {
         let argv = std::iter::once("exchange").chain(args.iter().copied());
-        Cli::parse_from(argv).config.worker_threads()
+        Cli::parse_from(argv).config
+    }
+
+    fn workers(args: &[&str]) -> usize {
+        config(args).worker_threads()
+    }
+
+    #[test]
+    fn pinning_is_off_unless_asked_for() {
+        if std::env::var_os("EXCHANGE_PIN_WORKERS").is_none() {
+            assert!(!config(&[]).pin_workers);
+        }
+        assert!(config(&["--pin-workers"]).pin_workers);
+        assert!(config(&["--pin-workers", "true"]).pin_workers);
+        assert!(!config(&["--pin-workers", "false"]).pin_workers);
     }
 
     #[test]
