@@ -164,11 +164,14 @@ def main():
          " verified (the capacity; settlement and rollup run as idle work beside it)",
          ["--clients", "64"], ["--shards", "1"]),
         ("the same (1 shard, not verified), 32 clients", ["--clients", "32"], ["--shards", "1"]),
-        ("the same (1 shard), open loop at 30,000 orders/s offered",
-         ["--clients", "128", "--rate", "30000"], ["--shards", "1"]),
-        ("the same (1 shard), open loop at the target's 50,000 orders/s offered (more than it"
-         " serves: latency counts from when each order was due)",
-         ["--clients", "256", "--rate", "50000"], ["--shards", "1"]),
+        ("the same (1 shard, not verified, 64 clients) with the request worker on a CPU of its"
+         " own (`--pin-workers`) and the load generator on the other (`--cpus 1`)",
+         ["--clients", "64", "--cpus", "1"], ["--shards", "1", "--pin-workers"]),
+        ("the same (1 shard, pinned), open loop at 30,000 orders/s offered",
+         ["--clients", "128", "--rate", "30000", "--cpus", "1"], ["--shards", "1", "--pin-workers"]),
+        ("the same (1 shard, pinned), open loop at the target's 50,000 orders/s offered (latency"
+         " counts from when each order was due)",
+         ["--clients", "256", "--rate", "50000", "--cpus", "1"], ["--shards", "1", "--pin-workers"]),
         ("the same (2 shards), open loop at the seed's 10,000 orders/s",
          ["--clients", "128", "--rate", "10000"], []),
         ("the same (2 shards) over HTTP/2", ["--clients", "64", "--http2"], []),
