@@ -3,8 +3,8 @@
 //! The request workers serve HTTP and run the shards; every other thread of the process (the
 //! journal writers, the settle and rollup workers, the runtime's blocking threads) runs on the
 //! cores left. On 2 cores with the load generator on the second, this took the request worker
-//! from waiting 14% of its time behind other threads on its core to none of it (48,700 ->
-//! 56,600 orders/s, see the README). It is off by default: processes that share a machine
+//! from waiting 14% of its time behind other threads on its core to almost none of it (46,800
+//! -> 58,600 orders/s, see the README). It is off by default: processes that share a machine
 //! (a local cluster) would each pin their workers to the same first cores.
 
 use std::cell::Cell;
