@@ -91,7 +91,7 @@ impl CpuPlan {
 pub fn pin_workers(builder: &mut tokio::runtime::Builder, workers: usize) {
     match CpuPlan::for_this_process(workers) {
         Ok(Some(plan)) => {
-            let (pinned, others) = (plan.workers.clone(), plan.others.clone());
+            let (pinned, others) = (plan.worker_cpus().to_vec(), plan.other_cpus().to_vec());
             match Arc::new(plan).install(builder) {
                 Ok(()) => tracing::info!(
                     ?pinned,
