@@ -171,6 +171,26 @@ impl Config {
         }
     }
 
+    /// Where the functions' stores are.
+    pub fn stores(&self) -> exchange_functions::host::StoreConfig {
+        exchange_functions::host::StoreConfig {
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            mongodb_url: self.mongodb_url.clone(),
+            mongodb_database: self.mongodb_database.clone(),
+        }
+    }
+
+    /// The shard count, if it is one every role can run with.
+    pub fn checked_shards(&self) -> anyhow::Result<u32> {
+        anyhow::ensure!(
+            (1..=1024).contains(&self.shards),
+            "shards must be between 1 and 1024, not {}",
+            self.shards
+        );
+        Ok(self.shards)
+    }
+
     /// The gateway's rate limits.
     pub fn rate_limits(&self) -> exchange_gateway::RateLimits {
         use exchange_gateway::auth::Rate;

@@ -4,39 +4,39 @@
 //! shard under the data directory, in-process delivery of outcomes, and the gateway's HTTP API
 //! in front. `cargo run --release` runs it; nothing else (Redis, MongoDB, PostgreSQL) is needed.
 //!
+//! Every part it wires lives in the crate whose job it is: the accounts stores in
+//! `exchange-accounts`, the shards' runtime and logs in `exchange-shard`, the `Exchange` over
+//! them, the delivery of outcomes and the in-process feed in `exchange-gateway`, the workers and
+//! their host in `exchange-functions`, the signing client in `exchange-client`.
+//!
 //! # Layout
 //! - [`config`]: the typed configuration (flags and `EXCHANGE_*` variables).
-//! - [`shards`]: the gateway's `Exchange` over shards, in process or in a cluster.
-//! - [`accounts`]: the embedded accounts store: keys, transfers, live balances.
 //! - [`cluster`]: the cluster roles, `exchange shard` and `exchange gateway`, on Redis Cluster.
-//! - [`bus`]: the embedded feeds (market and private updates) the WebSocket tier subscribes to.
-//! - [`admin`]: the admin key file and the `exchange admin` client.
-//! - [`functions`]: the settle and rollup workers, their stores, and the history the gateway reads.
+//! - [`admin`]: the first admin key and the `exchange admin` commands.
 //! - [`telemetry`]: logging set up in one place.
 //! - [`affinity`]: `--pin-workers`, each request worker on a CPU of its own.
 //! - [`start`]: brings everything up and returns a handle; shutting down stops accepting,
 //!   drains every shard's log, writes final snapshots and returns.
 
-pub mod accounts;
 pub mod admin;
 pub mod affinity;
-pub mod bus;
 pub mod cluster;
 pub mod config;
-pub mod functions;
-pub mod shards;
 pub mod telemetry;
 
-use accounts::EmbeddedAccounts;
 use anyhow::{Context, bail};
 use axum::serve::ListenerExt;
 use config::Config;
+use exchange_accounts::EmbeddedAccounts;
 use exchange_core::{ShardId, SymbolTable};
+use exchange_functions::host::{self, Background};
+use exchange_functions::worker::Checkpoints;
+use exchange_gateway::bus::Bus;
+use exchange_gateway::shards::{Delivery, Pending, PendingSink, Reader, ShardHandle, Shards};
 use exchange_gateway::{AppState, app};
 use exchange_shard::{
     CommandLog, EventJournal, Journal, JournalConfig, Shard, ShardConfig, SnapshotStore,
 };
-use shards::{Pending, PendingSink, Reader, ShardHandle, Shards};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -80,7 +80,7 @@ pub struct Running {
     /// The accounts store (for invariant checks in tests).
     pub accounts: Arc<EmbeddedAccounts>,
     /// The feeds (for tests: who listens to what).
-    pub bus: Arc<bus::Bus>,
+    pub bus: Arc<Bus>,
     service: Service,
 }
 
@@ -171,8 +171,23 @@ pub(crate) fn load_symbols(config: &Config) -> anyhow::Result<SymbolTable> {
     }
 }
 
-/// Records the shard count in the data directory, or checks it against the recorded one:
-/// symbols are routed by shard count, so it cannot change under existing journals.
+/// Refuses a shard count other than the `recorded` one of `what` (a data directory, a
+/// cluster): symbols are routed by shard count, so it cannot change under existing logs.
+pub(crate) fn check_shard_count(
+    what: &str,
+    recorded: Option<u64>,
+    asked: u32,
+) -> anyhow::Result<()> {
+    if recorded != Some(asked as u64) {
+        bail!(
+            "{what} was created with {} shards, and {asked} were asked for; every process needs the same --shards (or start {what} anew)",
+            recorded.map_or("an unknown number of".into(), |n| n.to_string())
+        );
+    }
+    Ok(())
+}
+
+/// Records the shard count in the data directory, or checks it against the recorded one.
 fn check_layout(data_dir: &Path, shards: u32) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
@@ -181,14 +196,11 @@ fn check_layout(data_dir: &Path, shards: u32) -> anyhow::Result<()> {
         Ok(text) => {
             let layout: serde_json::Value = serde_json::from_str(&text)
                 .with_context(|| format!("reading {}", path.display()))?;
-            let recorded = layout["shards"].as_u64();
-            if recorded != Some(shards as u64) {
-                bail!(
-                    "{} was created with {} shards, and {shards} were asked for; use the same count, or a new data directory",
-                    data_dir.display(),
-                    recorded.map_or("an unknown number of".into(), |n| n.to_string())
-                );
-            }
+            check_shard_count(
+                &data_dir.display().to_string(),
+                layout["shards"].as_u64(),
+                shards,
+            )?;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::write(&path, serde_json::json!({ "shards": shards }).to_string())
@@ -257,22 +269,21 @@ pub async fn start(
     config: Config,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
-    if config.shards == 0 || config.shards > 1024 {
-        bail!("shards must be between 1 and 1024, not {}", config.shards);
-    }
     let symbols = Arc::new(load_symbols(&config)?);
-    check_layout(&config.data_dir, config.shards)?;
+    check_layout(&config.data_dir, config.checked_shards()?)?;
     let upkeep = metrics_upkeep();
 
-    let master = accounts::master_key(&config.data_dir, config.master_key.as_deref())?;
+    let master = exchange_accounts::master_key(&config.data_dir, config.master_key.as_deref())?;
     let accounts = Arc::new(EmbeddedAccounts::open(&config.data_dir, master)?);
     admin::bootstrap(&accounts, &config.data_dir).await?;
     let pending = Arc::new(Pending::default());
-    let bus = Arc::new(bus::Bus::new(&symbols, FEED_CAPACITY));
+    let bus = Arc::new(Bus::new(&symbols, FEED_CAPACITY));
     let sink = Arc::new(PendingSink {
-        pending: Arc::clone(&pending),
+        delivery: Delivery {
+            pending: Arc::clone(&pending),
+            bus: Arc::clone(&bus),
+        },
         accounts: Arc::clone(&accounts),
-        bus: Arc::clone(&bus),
     });
     let mut handles = Vec::new();
     let mut journals = Vec::new();
@@ -304,13 +315,13 @@ pub async fn start(
         matchers.push(tokio::spawn(shard.run()));
     }
 
-    let background = functions::Background::start()?;
-    let stores = functions::open_stores_on(&background, &config).await?;
+    let background = Background::start()?;
+    let stores = host::open_stores_on(&background, &config.stores()).await?;
     let checkpoints = Arc::new(
-        exchange_functions::worker::Checkpoints::open(&config.data_dir.join("consumers"))
+        Checkpoints::open(&config.data_dir.join("consumers"))
             .context("opening the workers' checkpoints")?,
     );
-    let workers = functions::start_workers(
+    let workers = host::start_workers(
         background,
         &stores,
         &event_journals,
@@ -328,7 +339,7 @@ pub async fn start(
         config.rate_limits(),
         config.ws_config(),
     )
-    .with_history(Arc::new(functions::HistoryStore(stores.rollup.clone()))));
+    .with_history(stores.rollup.clone()));
     let after = async move {
         // Every request has been answered; close the logs so the matchers drain and stop.
         // (Closing waits for the journal's writer thread: off the async workers.)

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{TestExchange, assert_error};
-use exchange_gateway::auth::{KEY_HEADER, payload, sign};
+use exchange_client::signing::{KEY_HEADER, payload, sign};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -170,9 +170,9 @@ async fn requests_are_refused_unless_signed_right() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     // A read-only key cannot trade; a trading key cannot administer.
-    let read_only = exchange::admin::Client::new(
+    let read_only = exchange_client::Client::new(
         ex.base.clone(),
-        exchange::admin::Credentials {
+        exchange_client::Credentials {
             account: account.parse().unwrap(),
             key_id: key.clone(),
             secret: secret.clone(),
@@ -297,9 +297,9 @@ async fn balances_holds_fees_and_the_ledger_are_exact() {
             .await;
         assert_eq!(s, StatusCode::CREATED, "{d}");
         let (key_id, secret) = new_key(&ex, &account, json!(["read", "trade"])).await;
-        accounts.push(exchange::admin::Client::new(
+        accounts.push(exchange_client::Client::new(
             ex.base.clone(),
-            exchange::admin::Credentials {
+            exchange_client::Credentials {
                 account: account.parse().unwrap(),
                 key_id,
                 secret,
@@ -307,7 +307,7 @@ async fn balances_holds_fees_and_the_ledger_are_exact() {
         ));
     }
     let (buyer, seller) = (&accounts[0], &accounts[1]);
-    let send = |c: &exchange::admin::Client, m: Method, p: &str, b: Option<Value>| {
+    let send = |c: &exchange_client::Client, m: Method, p: &str, b: Option<Value>| {
         let c = c.clone();
         let p = p.to_owned();
         async move { c.send(m, &p, b.as_ref()).await.unwrap() }
@@ -601,7 +601,7 @@ async fn rate_limits_answer_429_with_retry_after() {
     assert!((1..=2).contains(&secs), "{secs}");
 }
 
-fn trader_key(c: &exchange::admin::Client) -> String {
+fn trader_key(c: &exchange_client::Client) -> String {
     c.key_id().to_owned()
 }
 
@@ -632,7 +632,7 @@ async fn the_per_ip_limit_covers_public_requests_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_cli_creates_funds_and_keys_accounts() {
     let ex = TestExchange::start().await;
-    let key_file = ex.dir.path().join(exchange::admin::KEY_FILE);
+    let key_file = ex.dir.path().join(exchange_client::KEY_FILE);
     let cli = |args: &[&str]| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_exchange"));
         cmd.arg("admin")

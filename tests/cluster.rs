@@ -5,8 +5,8 @@
 //! nothing (not even a command logged while it was down) and applies no balance move twice, and
 //! money is conserved.
 
-use exchange::admin::{Client, Credentials, read_credentials};
 use exchange::config::Config;
+use exchange_client::{Client, Credentials, read_credentials};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -329,116 +329,6 @@ async fn gateways_and_shards_in_separate_processes_trade_and_survive_a_shard_kil
         let status = shard.0.wait().unwrap();
         assert!(status.success(), "a shard exits cleanly: {status}");
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cluster_accounts_store_applies_transfers_once_and_refuses_replays() {
-    use exchange::cluster::RedisAccounts;
-    use exchange_core::{AccountId, AssetId, Hold, Timestamp};
-    use exchange_gateway::accounts::{
-        Accounts, AccountsError, Permissions, Transfer, TransferKind,
-    };
-    let Some(url) = cluster() else { return };
-    let urls = vec![url];
-    let ns = format!("acct{}-{:?}-", std::process::id(), Instant::now());
-    let s = RedisAccounts::connect(&urls, &ns, [7; 32]).await.unwrap();
-    assert!(s.claim_bootstrap().await.unwrap());
-    assert!(
-        !s.claim_bootstrap().await.unwrap(),
-        "only one gateway bootstraps"
-    );
-    let a = s.create_account(Timestamp(1)).await.unwrap();
-    assert_eq!(a, AccountId(1));
-    assert_eq!(s.create_account(Timestamp(1)).await.unwrap(), AccountId(2));
-    assert!(matches!(
-        s.balances(AccountId(99)).await,
-        Err(AccountsError::UnknownAccount(99))
-    ));
-    let deposit = |id: &str, amount| Transfer {
-        id: id.into(),
-        kind: TransferKind::Deposit,
-        account: a,
-        asset: AssetId(1),
-        amount,
-        ts: Timestamp(5),
-    };
-    assert!(s.transfer(deposit("d1", 500)).await.unwrap().1);
-    let (first, applied) = s
-        .transfer(Transfer {
-            ts: Timestamp(9),
-            ..deposit("d1", 500)
-        })
-        .await
-        .unwrap();
-    assert!(!applied, "a retry is not applied again");
-    assert_eq!(first.ts, Timestamp(5), "a retry answers the first transfer");
-    assert!(matches!(
-        s.transfer(deposit("d1", 400)).await,
-        Err(AccountsError::TransferConflict(_))
-    ));
-    let withdraw = Transfer {
-        kind: TransferKind::Withdrawal,
-        ..deposit("w1", 501)
-    };
-    assert!(matches!(
-        s.transfer(withdraw.clone()).await,
-        Err(AccountsError::Insufficient { available: 500, .. })
-    ));
-    s.transfer(Transfer {
-        amount: 200,
-        ..withdraw
-    })
-    .await
-    .unwrap();
-    let hold = Hold {
-        asset: AssetId(1),
-        amount: 250,
-    };
-    s.reserve(a, hold).await.unwrap();
-    assert!(
-        matches!(
-            s.reserve(a, hold).await,
-            Err(AccountsError::Insufficient { available: 50, .. })
-        ),
-        "only 50 left available"
-    );
-    s.release(a, hold).await;
-    let b = s.balances(a).await.unwrap();
-    assert_eq!((b[0].available, b[0].reserved), (300, 0));
-    assert_eq!(s.transfers(a).await.unwrap().len(), 2);
-    assert_eq!(s.totals().await, vec![(AssetId(1), 300, 300)]);
-
-    // Keys: secrets derive from the master key, disabling sticks, unknown keys are refused.
-    let key = s
-        .create_key(
-            a,
-            Permissions {
-                read: true,
-                ..Permissions::default()
-            },
-            Timestamp(1),
-        )
-        .await
-        .unwrap();
-    let record = s.key(&key.key_id).await.unwrap();
-    assert_eq!((record.account, record.secret), (a, key.secret.clone()));
-    assert!(record.enabled && record.permissions.read && !record.permissions.trade);
-    s.set_key_enabled(&key.key_id, false).await.unwrap();
-    assert!(!s.key(&key.key_id).await.unwrap().enabled);
-    assert!(matches!(
-        s.set_key_enabled("k-none", true).await,
-        Err(AccountsError::UnknownKey(_))
-    ));
-    assert!(s.key("k-none").await.is_none());
-    // A signature is accepted once within its window.
-    let now = Timestamp(1_000_000_000);
-    let until = Timestamp(now.0 + 5_000_000_000);
-    assert!(s.first_use(b"sig-1", until, now).await);
-    assert!(!s.first_use(b"sig-1", until, now).await);
-    assert!(s.first_use(b"sig-2", until, now).await);
-    // Another gateway with another master key would derive other secrets: it refuses to start.
-    let other = RedisAccounts::connect(&urls, &ns, [8; 32]).await;
-    assert!(other.is_err(), "a different master key is refused");
 }
 
 /// A Redis Cluster of this test's own (`infra/redis-cluster.sh` on other ports), stopped and

@@ -14,14 +14,14 @@
 //! snapshot taken midway plus a replay of its log after it, the accounts store reopened from
 //! disk), the rebuilt balances equal the ones before the crash.
 
-use exchange::accounts::{EmbeddedAccounts, Live};
+use exchange_accounts::{EmbeddedAccounts, Live};
+use exchange_accounts::{Transfer, TransferKind};
 use exchange_core::{
     AccountId, AmendOrder, AssetId, CancelAll, CancelOrder, Command, Hold, MarketSize, NewOrder,
     OrderId, OrderRef, OrderType, Price, Qty, ShardId, Side, StpMode, SymbolId, SymbolTable,
     TimeInForce, Timestamp, shard_for,
 };
 use exchange_gateway::Accounts;
-use exchange_gateway::accounts::{Transfer, TransferKind};
 use exchange_shard::{LogRecord, ShardState};
 use proptest::prelude::*;
 use std::collections::HashMap;

@@ -8,7 +8,7 @@
 //! replay says the shards changed, and across accounts (fee account included) each asset sums
 //! to what was deposited.
 
-use exchange::admin::{Client as Signer, Credentials, KEY_FILE, read_credentials};
+use exchange_client::{Client as Signer, Credentials, KEY_FILE, read_credentials};
 use exchange_core::{AccountId, OrderId, ShardId, SymbolTable, Timestamp, shard_for};
 use exchange_shard::{Journal, JournalConfig, ShardState};
 use reqwest::{Client, Method};

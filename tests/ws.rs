@@ -6,8 +6,8 @@
 mod common;
 
 use common::TestExchange;
+use exchange_client::signing::{payload, sign};
 use exchange_core::SymbolId;
-use exchange_gateway::auth::{payload, sign};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -211,7 +211,7 @@ async fn a_client_that_sees_a_gap_resyncs_from_a_fresh_snapshot() {
     );
 }
 
-fn auth_message(creds: &exchange::admin::Credentials) -> Value {
+fn auth_message(creds: &exchange_client::Credentials) -> Value {
     let ts = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -329,7 +329,7 @@ async fn private_updates_reach_only_their_account_and_orders_go_over_the_socket(
         .await;
     assert!(s.is_success());
     let mut c = connect(&ex).await;
-    let read_only = exchange::admin::Credentials {
+    let read_only = exchange_client::Credentials {
         account: one.account(),
         key_id: key["key_id"].as_str().unwrap().into(),
         secret: key["secret"].as_str().unwrap().into(),

@@ -9,7 +9,7 @@
 
 use crate::Latency;
 use anyhow::{Context, bail};
-use exchange::admin::{Client as Signer, Credentials};
+use exchange_client::{Client as Signer, Credentials};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use reqwest::Method;

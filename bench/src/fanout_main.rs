@@ -54,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
         quantity: args.quantity,
         rate: args.rate,
         duration: Duration::from_secs(args.duration),
-        admin: exchange::admin::read_credentials(&args.admin_key_file)?,
+        admin: exchange_client::read_credentials(&args.admin_key_file)?,
         server_pid: args.server_pid,
     })
     .await?;

@@ -20,7 +20,7 @@ pub mod fanout;
 pub mod http1;
 
 use anyhow::{Context, bail};
-use exchange::admin::{Client as Signer, Credentials};
+use exchange_client::{Client as Signer, Credentials};
 use hdrhistogram::Histogram;
 use reqwest::Method;
 use serde::Serialize;
@@ -392,9 +392,9 @@ impl WsOrders {
             .duration_since(std::time::UNIX_EPOCH)?
             .as_millis()
             .to_string();
-        let signature = exchange_gateway::auth::sign(
+        let signature = exchange_client::signing::sign(
             key.secret.as_bytes(),
-            &exchange_gateway::auth::payload("GET", "/ws", &format!("timestamp={ts}"), b""),
+            &exchange_client::signing::payload("GET", "/ws", &format!("timestamp={ts}"), b""),
         );
         let auth =
             json!({"op": "auth", "key": key.key_id, "timestamp": ts, "signature": signature});
@@ -478,11 +478,11 @@ impl Rest {
     ) -> anyhow::Result<(u16, Value)> {
         let signer = &self.signers[trader];
         let Some(http1) = &mut self.http1 else {
-            return signer.send(method, path, body).await;
+            return Ok(signer.send(method, path, body).await?);
         };
         let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let target = signer.signed_target(method.as_str(), path, &body);
-        let mut headers = vec![(exchange_gateway::auth::KEY_HEADER, signer.key_id())];
+        let mut headers = vec![(exchange_client::signing::KEY_HEADER, signer.key_id())];
         if !body.is_empty() {
             headers.push(("content-type", "application/json"));
         }

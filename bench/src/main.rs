@@ -134,7 +134,7 @@ async fn load(args: Args) -> anyhow::Result<()> {
         warmup: Duration::from_secs(1),
         symbols,
         accounts: args.accounts.max(1),
-        admin: exchange::admin::read_credentials(&args.admin_key_file)?,
+        admin: exchange_client::read_credentials(&args.admin_key_file)?,
         verify: args.verify,
         rate: args.rate,
         progress: !args.quiet,

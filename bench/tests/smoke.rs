@@ -15,7 +15,7 @@ async fn a_short_verified_run_against_the_embedded_exchange() {
         .await
         .expect("the exchange starts");
     let admin =
-        exchange::admin::read_credentials(&dir.path().join(exchange::admin::KEY_FILE)).unwrap();
+        exchange_client::read_credentials(&dir.path().join(exchange_client::KEY_FILE)).unwrap();
     // What every run below shares; each changes what it is about.
     let base = Options {
         urls: vec![format!("http://{}", exchange.addr)],

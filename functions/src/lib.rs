@@ -16,8 +16,13 @@
 //!
 //! The embedded store ([`sqlite`]) implements both traits; `tests/stores.rs` runs one suite
 //! against every implementation.
+//!
+//! [`host`] runs the workers inside an exchange or shard process, as idle work, over the
+//! stores chosen by configuration; its `AccountsSource` feeds the embedded accounts' transfers
+//! to settlement.
 
 pub mod candles;
+pub mod host;
 pub mod lambda;
 pub mod mongo;
 pub mod postgres;

@@ -20,7 +20,6 @@
 //! # Rate limits
 //! Token buckets per client IP and per API key; past either, a 429 with `Retry-After`.
 
-use crate::accounts::{Permission, Permissions};
 use crate::error::ApiError;
 use crate::{AppState, MAX_BODY_BYTES, now};
 use axum::body::{Body, to_bytes};
@@ -28,17 +27,16 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use exchange_accounts::{Permission, Permissions};
 use exchange_core::{AccountId, ErrorCode, Timestamp};
-use hmac::{Hmac, KeyInit, Mac};
 use parking_lot::Mutex;
-use sha2::Sha256;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-/// The header carrying the API key id.
-pub const KEY_HEADER: &str = "x-api-key";
+/// The signing scheme is defined once, in the client crate; the gateway checks it.
+pub use exchange_client::signing::{KEY_HEADER, payload, sign};
 /// Default and largest `recvWindow`, in milliseconds.
 pub const DEFAULT_RECV_WINDOW_MS: u64 = 5_000;
 pub const MAX_RECV_WINDOW_MS: u64 = 60_000;
@@ -70,24 +68,6 @@ impl Caller {
             ))
         }
     }
-}
-
-/// HMAC-SHA256 of `payload` under `secret`, as lowercase hex.
-pub fn sign(secret: &[u8], payload: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(payload);
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// What a request signs: `METHOD\nPATH\nQUERY\nBODY`.
-pub fn payload(method: &str, path: &str, query: &str, body: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(method.len() + path.len() + query.len() + body.len() + 3);
-    for part in [method.as_bytes(), path.as_bytes(), query.as_bytes()] {
-        p.extend_from_slice(part);
-        p.push(b'\n');
-    }
-    p.extend_from_slice(body);
-    p
 }
 
 fn unauthenticated(message: impl Into<String>) -> ApiError {
@@ -245,11 +225,8 @@ pub async fn check_signature(
         )));
     }
     let payload = payload(method, path, &signed.unsigned_query, body);
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(&key.secret.0).expect("HMAC takes keys of any length");
-    mac.update(&payload);
-    // verify_slice compares in constant time.
-    if mac.verify_slice(&signed.signature).is_err() {
+    // verify compares in constant time.
+    if !exchange_client::signing::verify(&key.secret.0, &payload, &signed.signature) {
         return Err(unauthenticated(
             "signature does not match the request (see the README: METHOD\\nPATH\\nQUERY\\nBODY)",
         ));

@@ -5,11 +5,11 @@
 //! route, wrong method, body too large) are rewritten into the same shape by
 //! [`json_errors`], so a client never has to parse anything else.
 
-use crate::accounts::AccountsError;
 use crate::exchange::ExchangeError;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use exchange_accounts::AccountsError;
 use exchange_core::{ErrorCode, RejectReason};
 use serde::Serialize;
 use utoipa::ToSchema;

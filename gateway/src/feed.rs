@@ -5,7 +5,7 @@
 //! (see `ws`); in the embedded default the feeds are in-process broadcast channels filled by the
 //! shards' sink, in a cluster they are sharded Pub/Sub channels.
 
-use crate::accounts::Balance;
+use exchange_accounts::Balance;
 use exchange_core::{AccountId, LevelUpdate, OrderRecord, SymbolId, Timestamp, Trade};
 use std::sync::Arc;
 use tokio::sync::broadcast;

@@ -6,9 +6,11 @@
 //! its own, so any number of gateways can run side by side.
 //!
 //! # Layout
-//! - [`exchange`]: the `Exchange` trait, the seam to the shards.
-//! - [`accounts`]: the `Accounts` trait, the seam to keys and live balances.
-//! - [`feed`]: the `Feed` trait, the seam to the live market and private updates.
+//! - [`exchange`]: the `Exchange` trait, the seam to the shards the routes use.
+//! - [`shards`]: the `Exchange` over shards' logs (here or in other processes), `Pending`, and
+//!   the one `Delivery` of outcomes to the requests and feeds, in process or relayed.
+//! - [`feed`]: the `Feed` trait, the seam to the live market and private updates; [`bus`] is
+//!   the in-process feed.
 //! - [`auth`]: signed requests (HMAC-SHA256), permissions and rate limits.
 //! - [`validate`]: request fields to engine values, or errors that name the field.
 //! - [`dto`]: the API's JSON types and their conversion from engine integers.
@@ -17,8 +19,8 @@
 //! - [`ws`]: the WebSocket tier (`GET /ws`): market data fan-out and private order updates.
 //! - [`routes`]: the handlers; [`app`] puts them together with the middleware.
 
-pub mod accounts;
 pub mod auth;
+pub mod bus;
 pub mod dto;
 pub mod error;
 pub mod exchange;
@@ -26,12 +28,13 @@ pub mod extract;
 pub mod feed;
 pub mod history;
 pub mod routes;
+pub mod shards;
 pub mod validate;
 pub mod ws;
 
-pub use accounts::{Accounts, AccountsError};
 pub use auth::{Caller, RateLimits};
 pub use exchange::{Exchange, ExchangeError, Read, ShardHealth, Submitted};
+pub use exchange_accounts::{Accounts, AccountsError};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -81,7 +84,7 @@ pub struct Shared {
     /// The handles of the per-request metrics.
     pub http_metrics: Arc<HttpMetrics>,
     /// Candles and trade history (the rollup store), when there is one.
-    pub history: Option<Arc<dyn history::History>>,
+    pub history: Option<Arc<dyn exchange_functions::RollupStore>>,
 }
 
 impl AppState {
@@ -107,7 +110,7 @@ impl AppState {
     }
 
     /// Reads candles and trade history from `history`.
-    pub fn with_history(mut self, history: Arc<dyn history::History>) -> Self {
+    pub fn with_history(mut self, history: Arc<dyn exchange_functions::RollupStore>) -> Self {
         Arc::make_mut(&mut self.0).history = Some(history);
         self
     }

@@ -11,7 +11,6 @@
 //!
 //! # Layout
 //! - [`log`]: the `CommandLog` trait and `LogRecord`.
-//! - [`redis_balances`]: live balances on the cluster: the check-and-reserve and applying moves once.
 //! - [`redis_bus`]: outcomes to gateways over sharded Pub/Sub.
 //! - [`redis_log`]: the cluster log: a Redis Stream per shard with dense offsets.
 //! - [`query`]: the reads of a shard's state a gateway asks for; [`redis_query`] carries them
@@ -22,7 +21,8 @@
 //! - [`funds`]: the shard's change to every balance, order holds and fills.
 //! - [`orders`], [`market`]: the order store and per-symbol market data, built from events.
 //! - [`snapshot`]: snapshot files.
-//! - [`sink`]: the `EventSink` trait.
+//! - [`sink`]: the `EventSink` trait, and `BalanceMoves`, the live balances a cluster sink
+//!   applies moves to (`exchange_accounts::RedisBalances`).
 //! - [`stream`]: the shard's event stream (trades, order states, ledger) for the functions.
 //! - [`runtime`]: the async loop: recover, apply, publish, snapshot.
 
@@ -33,7 +33,6 @@ pub mod log;
 pub mod market;
 pub mod orders;
 pub mod query;
-pub mod redis_balances;
 pub mod redis_bus;
 pub mod redis_log;
 pub mod redis_query;
@@ -49,7 +48,7 @@ pub use log::{CommandLog, Entry, LogError, LogRecord};
 pub use orders::OrderStore;
 pub use redis_log::RedisLog;
 pub use runtime::{Recovery, Shard, ShardConfig, ShardError};
-pub use sink::EventSink;
+pub use sink::{BalanceMoves, EventSink};
 pub use snapshot::SnapshotStore;
 pub use state::{CommandResult, FILLS_PER_ACCOUNT, Outcome, ShardState, StateCopy, StateError};
 pub use stream::{CommandEvents, EventJournal, EventRecord};

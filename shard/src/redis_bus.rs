@@ -8,13 +8,13 @@
 //! that moment) times its request out, and the order, which is in the log, can be read back.
 
 use crate::funds::Move;
-use crate::redis_balances::{RedisBalances, shard_source};
 use crate::redis_log::shard_tag;
-use crate::sink::EventSink;
+use crate::sink::{BalanceMoves, EventSink};
 use crate::state::Outcome;
 use exchange_core::ShardId;
 use redis::cluster::ClusterClient;
 use redis::{AsyncCommands, ProtocolVersion, PushInfo, PushKind, Value};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -49,7 +49,7 @@ impl RedisSink {
     pub async fn connect(
         urls: &[String],
         namespace: &str,
-        balances: Option<RedisBalances>,
+        balances: Option<Arc<dyn BalanceMoves>>,
     ) -> redis::RedisResult<Self> {
         let client = ClusterClient::builder(urls.to_vec())
             .use_protocol(ProtocolVersion::RESP3)
@@ -61,14 +61,13 @@ impl RedisSink {
             while let Some(batch) = rx.recv().await {
                 let shard = batch.shard;
                 if let Some(balances) = &balances {
-                    let source = shard_source(shard);
                     let moves: Vec<(u64, &[Move])> = batch
                         .outcomes
                         .iter()
                         .filter(|o| !o.moves.is_empty())
                         .map(|o| (o.offset, o.moves.as_slice()))
                         .collect();
-                    while let Err(e) = balances.apply_batch(&source, &moves).await {
+                    while let Err(e) = balances.apply_moves(shard, &moves).await {
                         metrics::counter!("exchange_balance_apply_failures_total").increment(1);
                         tracing::warn!(%shard, error = %e, "could not apply balance moves; retrying");
                         tokio::time::sleep(RETRY).await;

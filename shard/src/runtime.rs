@@ -6,9 +6,10 @@
 use crate::log::{CommandLog, LogError};
 use crate::sink::EventSink;
 use crate::snapshot::SnapshotStore;
-use crate::state::{Outcome, ShardState, StateError};
+use crate::state::{CommandResult, Outcome, ShardState, StateError};
 use crate::stream::{self, CommandEvents, EventJournal, EventRecord};
-use exchange_core::{ShardId, SymbolTable};
+use exchange_core::{Command, CommandKind, EventKind, ShardId, SymbolTable};
+use metrics::Counter;
 use parking_lot::RwLock;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -203,6 +204,7 @@ impl Shard {
         let applied_offset =
             metrics::gauge!("exchange_shard_applied_offset", "shard" => label.clone());
         let queue_depth = metrics::gauge!("exchange_shard_queue_depth", "shard" => label);
+        let meters = Meters::new();
         loop {
             let applied = self.state.read().applied();
             let batch = self.log.read(applied, self.config.batch).await?;
@@ -214,7 +216,11 @@ impl Shard {
                 let mut state = self.state.write();
                 batch
                     .iter()
-                    .filter_map(|(offset, rec)| state.apply(*offset, rec))
+                    .filter_map(|(offset, rec)| {
+                        let outcome = state.apply(*offset, rec)?;
+                        meters.count(&rec.cmd, &outcome);
+                        Some(outcome)
+                    })
                     .collect()
             };
             let took = started.elapsed().as_secs_f64();
@@ -279,5 +285,58 @@ impl Shard {
         self.last_snapshot = offset;
         self.log.ack(offset).await?;
         Ok(())
+    }
+}
+
+/// The handles of the metrics counted for every command the runtime applies (not for those a
+/// recovery replays: they were counted when they were first applied), registered once: a
+/// labelled `counter!` builds its key and looks it up, allocating, on every call.
+#[derive(Clone, Debug)]
+struct Meters {
+    accepted: Counter,
+    rejected: Counter,
+    cancel: Counter,
+    amend: Counter,
+    duplicate: Counter,
+    unfunded: Counter,
+    trades: Counter,
+}
+
+impl Meters {
+    /// Handles from the process's recorder (install it first: handles taken before are no-ops).
+    fn new() -> Self {
+        let orders = |outcome: &'static str| metrics::counter!("exchange_orders_total", "outcome" => outcome);
+        Self {
+            accepted: orders("accepted"),
+            rejected: orders("rejected"),
+            cancel: orders("cancel"),
+            amend: orders("amend"),
+            duplicate: orders("duplicate"),
+            unfunded: orders("unfunded"),
+            trades: metrics::counter!("exchange_trades_total"),
+        }
+    }
+
+    /// Counts what a command did, from its outcome.
+    fn count(&self, cmd: &Command, outcome: &Outcome) {
+        let events = match &outcome.result {
+            CommandResult::Duplicate { .. } => return self.duplicate.increment(1),
+            CommandResult::Refused { .. } => return self.unfunded.increment(1),
+            CommandResult::Applied { events, .. } => events,
+        };
+        let outcome = match (cmd.kind(), events.first().map(|e| e.kind)) {
+            (_, Some(EventKind::Rejected { .. })) => &self.rejected,
+            (CommandKind::Place, _) => &self.accepted,
+            (CommandKind::Cancel | CommandKind::CancelAll, _) => &self.cancel,
+            (CommandKind::Amend, _) => &self.amend,
+        };
+        outcome.increment(1);
+        let trades = events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Trade(_)))
+            .count();
+        if trades > 0 {
+            self.trades.increment(trades as u64);
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! The embedded default delivers them in process (to the gateway waiting on each command, and
 //! to market-data subscribers); a cluster deployment publishes them on its bus.
 
+use crate::funds::Move;
 use crate::state::Outcome;
 use exchange_core::ShardId;
 
@@ -15,4 +16,18 @@ pub trait EventSink: Send + Sync + 'static {
     /// were answered before the restart, so nothing is published; a sink that keeps state of
     /// its own outside the shard (the cluster's live balances) brings it up to date, once.
     fn replayed(&self, _shard: ShardId, _outcomes: &[Outcome]) {}
+}
+
+/// The live balances a sink in another process applies each batch's balance moves to: the
+/// cluster's, in Redis (`exchange_accounts::RedisBalances`). Applying is idempotent per
+/// (account, shard, offset), so a batch may be applied again after a failure or a replay.
+#[async_trait::async_trait]
+pub trait BalanceMoves: Send + Sync + 'static {
+    /// Applies shard `shard`'s moves at each offset of `batch` (increasing), each once per
+    /// account.
+    async fn apply_moves(
+        &self,
+        shard: ShardId,
+        batch: &[(u64, &[Move])],
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
 }

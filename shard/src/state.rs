@@ -12,7 +12,6 @@ use exchange_core::{
     OrderRecord, OrderRef, OrderStatus, RejectReason, ShardId, SymbolId, SymbolTable, TickerView,
     Timestamp, shard_for,
 };
-use metrics::Counter;
 use serde::{Deserialize, Serialize};
 
 /// Fills kept per account per shard for `GET /account/trades` and the ledger.
@@ -120,7 +119,6 @@ pub struct ShardState {
     funds: FundsState,
     funding: Vec<Funding>,
     applied: u64,
-    meters: Meters,
 }
 
 impl ShardState {
@@ -136,7 +134,6 @@ impl ShardState {
             funds: FundsState::new(FILLS_PER_ACCOUNT),
             funding: symbols.iter().map(|s| s.funding).collect(),
             applied: 0,
-            meters: Meters::new(),
         }
     }
 
@@ -211,7 +208,6 @@ impl ShardState {
             && let Some(c) = o.client_order_id
             && let Some(first) = self.orders.by_client_id(o.account, &c)
         {
-            self.meters.duplicate.increment(1);
             give_back(&mut moves);
             return Some(Outcome {
                 offset,
@@ -223,7 +219,6 @@ impl ShardState {
             });
         }
         if !self.funded(rec) {
-            self.meters.unfunded.increment(1);
             give_back(&mut moves);
             return Some(Outcome {
                 offset,
@@ -287,7 +282,6 @@ impl ShardState {
                 _ => {}
             }
         }
-        self.meters.count(&rec.cmd, &events);
         let records = |ids: &[OrderId]| {
             ids.iter()
                 .filter_map(|id| self.orders.get(*id).copied())
@@ -404,53 +398,6 @@ impl ShardState {
             funds: snap.funds,
             funding: symbols.iter().map(|s| s.funding).collect(),
             applied: snap.applied,
-            meters: Meters::new(),
         })
-    }
-}
-
-/// The handles of the metrics counted for every command, registered once: a labelled
-/// `counter!` builds its key and looks it up, allocating, on every call.
-#[derive(Clone, Debug)]
-struct Meters {
-    accepted: Counter,
-    rejected: Counter,
-    cancel: Counter,
-    amend: Counter,
-    duplicate: Counter,
-    unfunded: Counter,
-    trades: Counter,
-}
-
-impl Meters {
-    /// Handles from the process's recorder (install it first: handles taken before are no-ops).
-    fn new() -> Self {
-        let orders = |outcome: &'static str| metrics::counter!("exchange_orders_total", "outcome" => outcome);
-        Self {
-            accepted: orders("accepted"),
-            rejected: orders("rejected"),
-            cancel: orders("cancel"),
-            amend: orders("amend"),
-            duplicate: orders("duplicate"),
-            unfunded: orders("unfunded"),
-            trades: metrics::counter!("exchange_trades_total"),
-        }
-    }
-
-    fn count(&self, cmd: &Command, events: &[Event]) {
-        let outcome = match (cmd.kind(), events.first().map(|e| e.kind)) {
-            (_, Some(EventKind::Rejected { .. })) => &self.rejected,
-            (CommandKind::Place, _) => &self.accepted,
-            (CommandKind::Cancel | CommandKind::CancelAll, _) => &self.cancel,
-            (CommandKind::Amend, _) => &self.amend,
-        };
-        outcome.increment(1);
-        let trades = events
-            .iter()
-            .filter(|e| matches!(e.kind, EventKind::Trade(_)))
-            .count();
-        if trades > 0 {
-            self.trades.increment(trades as u64);
-        }
     }
 }

@@ -6,33 +6,31 @@
 //!   balance moves to the live balances in Redis and then publishes the outcomes on
 //!   `{shard-N}:outcomes` (sharded Pub/Sub), answers reads on `{shard-N}:queries`, and keeps its
 //!   snapshots, its event stream and its settle/rollup workers in its data directory.
-//! - A gateway is stateless: accounts, keys and live balances are in Redis ([`RedisAccounts`]),
+//! - A gateway is stateless: accounts, keys and live balances are in Redis (`RedisAccounts`),
 //!   commands go to the shards' logs, outcomes come back from every shard's channel (answering
 //!   the waiting requests and feeding the WebSocket tier), and reads are asked of the shards.
 //!
 //! Every process of one cluster must be started with the same shard count and symbols; the
 //! count is recorded in Redis by the first process and checked by the rest.
 
-pub mod accounts;
-
-use crate::bus::Bus;
 use crate::config::Config;
-use crate::shards::{Pending, Reader, ShardHandle, Shards};
 use crate::{
-    FEED_CAPACITY, Service, WORKER_DRAIN, functions, load_symbols, metrics_upkeep, recover_shard,
-    serve,
+    FEED_CAPACITY, Service, WORKER_DRAIN, check_shard_count, load_symbols, metrics_upkeep,
+    recover_shard, serve,
 };
-pub use accounts::RedisAccounts;
 use anyhow::{Context, bail};
 use axum::Json;
 use axum::routing::get;
-use exchange_core::{AccountId, AssetId, ShardId};
+use exchange_accounts::{RedisAccounts, RedisBalances};
+use exchange_core::ShardId;
+use exchange_functions::host::{self, Background};
+use exchange_functions::worker::Checkpoints;
+use exchange_gateway::bus::Bus;
+use exchange_gateway::shards::{Delivery, Pending, Reader, ShardHandle, Shards, relay};
 use exchange_gateway::{AppState, app};
-use exchange_shard::redis_balances::RedisBalances;
 use exchange_shard::redis_bus::{RedisSink, subscribe_outcomes};
 use exchange_shard::redis_query::{self, QueryClient};
 use exchange_shard::{CommandLog, RedisLog};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,20 +53,8 @@ async fn check_cluster_layout(urls: &[String], namespace: &str, shards: u32) -> 
         .arg("NX")
         .query_async(&mut conn)
         .await?;
-    let recorded: u32 = conn.get(&key).await?;
-    if recorded != shards {
-        bail!(
-            "this cluster was created with {recorded} shards and {shards} were asked for; every process needs the same --shards"
-        );
-    }
-    Ok(())
-}
-
-fn check_shards(config: &Config) -> anyhow::Result<()> {
-    if config.shards == 0 || config.shards > 1024 {
-        bail!("shards must be between 1 and 1024, not {}", config.shards);
-    }
-    Ok(())
+    let recorded: Option<u64> = conn.get(&key).await?;
+    check_shard_count("this cluster", recorded, shards)
 }
 
 /// Runs shard `id` of a cluster until `signal`; then it stops taking commands, applies what
@@ -78,7 +64,7 @@ pub async fn run_shard(
     id: u32,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Service> {
-    check_shards(&config)?;
+    config.checked_shards()?;
     if id >= config.shards {
         bail!(
             "shard id {id} is not below the shard count {}",
@@ -99,7 +85,7 @@ pub async fn run_shard(
             .await
             .context("opening the command log in Redis")?,
     );
-    let balances = RedisBalances::connect(&urls, &ns).await?;
+    let balances = Arc::new(RedisBalances::connect(&urls, &ns).await?);
     let sink = Arc::new(RedisSink::connect(&urls, &ns, Some(balances)).await?);
     let as_log: Arc<dyn CommandLog> = log.clone();
     let (matcher, recovery, events) =
@@ -114,13 +100,12 @@ pub async fn run_shard(
     .context("serving reads")?;
     let running = tokio::spawn(matcher.run());
 
-    let background = functions::Background::start()?;
-    let stores = functions::open_stores_on(&background, &config).await?;
+    let background = Background::start()?;
+    let stores = host::open_stores_on(&background, &config.stores()).await?;
     let checkpoints = Arc::new(
-        exchange_functions::worker::Checkpoints::open(&dir.join("consumers"))
-            .context("opening the workers' checkpoints")?,
+        Checkpoints::open(&dir.join("consumers")).context("opening the workers' checkpoints")?,
     );
-    let workers = functions::start_workers(
+    let workers = host::start_workers(
         background,
         &stores,
         &[(shard, events.clone())],
@@ -174,7 +159,7 @@ pub async fn run_gateway(
     config: Config,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Service> {
-    check_shards(&config)?;
+    config.checked_shards()?;
     let urls = config.redis_urls()?;
     let ns = config.redis_namespace.clone();
     let symbols = Arc::new(load_symbols(&config)?);
@@ -183,7 +168,7 @@ pub async fn run_gateway(
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let upkeep = metrics_upkeep();
 
-    let master = crate::accounts::master_key(&config.data_dir, config.master_key.as_deref())?;
+    let master = exchange_accounts::master_key(&config.data_dir, config.master_key.as_deref())?;
     let accounts = Arc::new(RedisAccounts::connect(&urls, &ns, master).await?);
     if accounts.claim_bootstrap().await? {
         crate::admin::create_admin(accounts.as_ref(), &config.data_dir).await?;
@@ -206,36 +191,14 @@ pub async fn run_gateway(
     }
     let pending = Arc::new(Pending::with_window(PARKED_IN_GATEWAY));
     let bus = Arc::new(Bus::new(&symbols, FEED_CAPACITY));
-    let mut outcomes = subscribe_outcomes(&urls, &ns, &ids)
+    let outcomes = subscribe_outcomes(&urls, &ns, &ids)
         .await
         .context("subscribing to the shards' outcomes")?;
-    let relay = {
-        let (pending, bus, accounts) = (pending.clone(), bus.clone(), accounts.clone());
-        tokio::spawn(async move {
-            while let Some((shard, batch)) = outcomes.recv().await {
-                // The shard applied the moves before publishing: read the balances the private
-                // feeds carry, then feed, then answer the requests.
-                let mut live: HashMap<(AccountId, AssetId), crate::accounts::Live> = HashMap::new();
-                for (account, asset) in bus.private_touched(&batch) {
-                    if let Ok(b) = accounts.balance(account, asset).await {
-                        live.insert(
-                            (account, asset),
-                            crate::accounts::Live {
-                                available: b.available as i128,
-                                reserved: b.reserved as i128,
-                            },
-                        );
-                    }
-                }
-                bus.publish(&batch, |account, asset| {
-                    live.get(&(account, asset)).copied().unwrap_or_default()
-                });
-                for o in batch {
-                    pending.complete(shard, o);
-                }
-            }
-        })
+    let delivery = Delivery {
+        pending: pending.clone(),
+        bus: bus.clone(),
     };
+    let relay = relay(outcomes, delivery, accounts.clone());
     let exchange = Arc::new(Shards::new(symbols.clone(), handles, pending, timeout));
     let mut state = AppState::new(
         exchange,
@@ -244,8 +207,8 @@ pub async fn run_gateway(
         config.rate_limits(),
         config.ws_config(),
     );
-    if let Some(history) = functions::open_history(&config).await? {
-        state = state.with_history(Arc::new(functions::HistoryStore(history)));
+    if let Some(history) = host::open_history(&config.stores()).await? {
+        state = state.with_history(history);
     }
     let after = async move {
         relay.abort();

@@ -12,9 +12,9 @@ pub struct TestExchange {
     http: Client,
     running: Option<exchange::Running>,
     pub dir: tempfile::TempDir,
-    admin: exchange::admin::Client,
+    admin: exchange_client::Client,
     /// The tests name accounts 1, 2, 3, ...; each gets a real account, funded, and a key.
-    traders: tokio::sync::Mutex<HashMap<u64, exchange::admin::Client>>,
+    traders: tokio::sync::Mutex<HashMap<u64, exchange_client::Client>>,
 }
 
 /// What every test trader is funded with.
@@ -41,17 +41,17 @@ impl TestExchange {
     async fn start_in(
         dir: tempfile::TempDir,
         config: Config,
-        traders: HashMap<u64, exchange::admin::Client>,
+        traders: HashMap<u64, exchange_client::Client>,
     ) -> Self {
         let running = exchange::start(config, std::future::pending())
             .await
             .expect("the exchange starts");
         let base = format!("http://{}", running.addr);
-        let creds = exchange::admin::read_credentials(&dir.path().join(exchange::admin::KEY_FILE))
+        let creds = exchange_client::read_credentials(&dir.path().join(exchange_client::KEY_FILE))
             .expect("the admin key file");
-        let rebase = |c: exchange::admin::Client| c.with_base(base.clone());
+        let rebase = |c: exchange_client::Client| c.with_base(base.clone());
         Self {
-            admin: exchange::admin::Client::new(base.clone(), creds),
+            admin: exchange_client::Client::new(base.clone(), creds),
             traders: tokio::sync::Mutex::new(
                 traders.into_iter().map(|(k, c)| (k, rebase(c))).collect(),
             ),
@@ -96,7 +96,7 @@ impl TestExchange {
 
     /// The signing client of test trader `n`: on first use an account is created, funded and
     /// given a read+trade key.
-    pub async fn trader(&self, n: u64) -> exchange::admin::Client {
+    pub async fn trader(&self, n: u64) -> exchange_client::Client {
         let mut traders = self.traders.lock().await;
         if let Some(c) = traders.get(&n) {
             return c.clone();
@@ -121,9 +121,9 @@ impl TestExchange {
             )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{key}");
-        let client = exchange::admin::Client::new(
+        let client = exchange_client::Client::new(
             self.base.clone(),
-            exchange::admin::Credentials {
+            exchange_client::Credentials {
                 account: account.parse().unwrap(),
                 key_id: key["key_id"].as_str().unwrap().into(),
                 secret: key["secret"].as_str().unwrap().into(),

@@ -1,6 +1,5 @@
 //! The signing key's own account: balances, fills and the ledger.
 
-use crate::accounts::{Balance, Permission, TransferKind};
 use crate::auth::Caller;
 use crate::dto::{
     AccountResponse, AccountTradeResponse, AccountTradesQuery, BalanceResponse,
@@ -10,6 +9,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::{AppState, validate};
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
+use exchange_accounts::{Balance, Permission, TransferKind};
 use exchange_core::stream::fill_legs;
 use exchange_core::{AccountId, AssetId, Fill, Side, Timestamp};
 use std::collections::HashMap;

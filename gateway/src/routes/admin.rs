@@ -1,6 +1,5 @@
 //! Admin endpoints (admin permission): accounts, keys, deposits and withdrawals.
 
-use crate::accounts::{Permission, Permissions, Transfer, TransferKind};
 use crate::auth::Caller;
 use crate::dto::{
     AccountResponse, AssetTotalResponse, CreateKeyRequest, CreatedAccountResponse, KeyResponse,
@@ -13,6 +12,7 @@ use crate::{AppState, now, validate};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use exchange_accounts::{Permission, Permissions, Transfer, TransferKind};
 use exchange_core::ErrorCode;
 
 /// Create an account (no keys, no balance).

@@ -5,12 +5,13 @@ use crate::dto::{
     TradeResponse, depth_response, millis, ticker_response, trade_response,
 };
 use crate::error::{ApiError, ErrorBody};
-use crate::history::{History, Range};
+use crate::history::{self, Range};
 use crate::{AppState, now, validate};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use exchange_core::{ErrorCode, Interval, SymbolSpec};
+use exchange_functions::RollupStore;
 use std::sync::Arc;
 
 fn listed<'a>(app: &'a AppState, symbol: &str) -> Result<&'a SymbolSpec, ApiError> {
@@ -144,7 +145,7 @@ fn range(
     })
 }
 
-fn history_unavailable(why: String) -> ApiError {
+fn history_unavailable(why: impl std::fmt::Display) -> ApiError {
     ApiError::new(
         ErrorCode::Unavailable,
         format!("market history cannot be read right now: {why}"),
@@ -152,10 +153,10 @@ fn history_unavailable(why: String) -> ApiError {
 }
 
 /// The history store, or 503 when the exchange has none.
-fn history(app: &AppState) -> Result<&Arc<dyn History>, ApiError> {
+fn history_store(app: &AppState) -> Result<&Arc<dyn RollupStore>, ApiError> {
     app.history
         .as_ref()
-        .ok_or_else(|| history_unavailable("no history store is configured".into()))
+        .ok_or_else(|| history_unavailable("no history store is configured"))
 }
 
 /// A symbol's OHLCV candles from the history store, oldest first, with the current candle
@@ -190,9 +191,8 @@ pub async fn candles(
     })?;
     let minutes = interval.minutes();
     let range = range(&q.start, &q.end, &q.limit)?;
-    let history = history(&app)?;
-    let mut out = history
-        .candles(&spec.name, interval, range.clone())
+    let store = history_store(&app)?;
+    let mut out = history::candles(store.as_ref(), &spec.name, interval, range.clone())
         .await
         .map_err(history_unavailable)?;
     // The store lags the matcher by a batch; the current bucket comes from the matcher.
@@ -251,10 +251,9 @@ pub async fn trade_history(
 ) -> Result<Json<Vec<TradeResponse>>, ApiError> {
     let spec = listed(&app, &symbol)?;
     let range = range(&q.start, &q.end, &q.limit)?;
-    let history = history(&app)?;
+    let store = history_store(&app)?;
     Ok(Json(
-        history
-            .trades(&spec.name, range)
+        history::trades(store.as_ref(), &spec.name, range)
             .await
             .map_err(history_unavailable)?,
     ))

@@ -1,6 +1,5 @@
 //! Order endpoints: place, read, list, amend, cancel, cancel all; and the seed's `/order` pair.
 
-use crate::accounts::{AccountsError, Permission};
 use crate::auth::Caller;
 use crate::dto::{
     AmendOrderRequest, CancelAllQuery, CancelAllResponse, FillResponse, OrderResponse, OrdersQuery,
@@ -13,6 +12,7 @@ use crate::{AppState, now, validate};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use exchange_accounts::{AccountsError, Permission};
 use exchange_core::{
     AccountId, CancelAll, CancelOrder, ClientOrderId, Command, ErrorCode, EventKind, Hold,
     OrderRecord, OrderRef, StatusFilter, StatusKind, SymbolId,

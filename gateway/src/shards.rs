@@ -7,17 +7,25 @@
 //! command was submitted loses nothing: the command is applied, and its outcome waits in
 //! [`Pending`] until its window passes.
 //!
+//! Outcomes reach their requests and the feeds through one [`Delivery`], in both modes: in
+//! process the shard's sink ([`PendingSink`]) applies each batch's balance moves to the live
+//! balances and delivers; in a cluster the [`relay`] takes every shard's published batches
+//! (whose moves the shard already applied in Redis), reads the balances the private feeds
+//! carry, and delivers.
+//!
 //! Reads are [`Query`]s: answered from the shard's state under its read lock when the shard
 //! runs here, or asked of the shard's process over the bus ([`QueryClient`]) when it does not.
+//! Each read asks for one kind of [`Answer`] and takes it apart once ([`Payload`]).
 
-use crate::accounts::EmbeddedAccounts;
 use crate::bus::Bus;
+use crate::exchange::{Exchange, ExchangeError, Read, ShardHealth, Submitted};
 use async_trait::async_trait;
+use exchange_accounts::{EmbeddedAccounts, Live, RedisAccounts};
 use exchange_core::{
-    AccountFunds, AccountId, ClientOrderId, Command, DepthView, Hold, Ohlcv, OrderId, OrderRecord,
-    ShardId, StatusFilter, SymbolId, SymbolTable, TickerView, Timestamp, TradeRecord, shard_for,
+    AccountFunds, AccountId, AssetId, ClientOrderId, Command, DepthView, Hold, Ohlcv, OrderId,
+    OrderRecord, ShardId, StatusFilter, SymbolId, SymbolTable, TickerView, Timestamp, TradeRecord,
+    shard_for,
 };
-use exchange_gateway::{Exchange, ExchangeError, Read, ShardHealth, Submitted};
 use exchange_shard::query::{self, Answer, Query};
 use exchange_shard::redis_query::QueryClient;
 use exchange_shard::{CommandLog, CommandResult, EventSink, LogRecord, Outcome, ShardState};
@@ -26,7 +34,8 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 enum Slot {
     Waiting(oneshot::Sender<Outcome>),
@@ -106,13 +115,35 @@ impl Pending {
     }
 }
 
-/// The sink the embedded shards publish to: each outcome's balance moves go to the live
-/// balances, then the batch to the feeds, then each outcome to its waiting request (so a client
-/// that reads its balance after the answer sees the effect).
-pub struct PendingSink {
+/// Where outcomes go once their balance moves are applied: the feeds, then each to the request
+/// waiting on it (so a client that reads its balance after the answer sees the effect). The one
+/// path both modes deliver through.
+pub struct Delivery {
     pub pending: Arc<Pending>,
-    pub accounts: Arc<EmbeddedAccounts>,
     pub bus: Arc<Bus>,
+}
+
+impl Delivery {
+    /// Delivers a batch of shard `shard`'s outcomes; `balance` gives an account's live balance
+    /// of an asset with the batch's moves applied, for the private feeds.
+    pub fn deliver(
+        &self,
+        shard: ShardId,
+        outcomes: Vec<Outcome>,
+        balance: impl Fn(AccountId, AssetId) -> Live,
+    ) {
+        self.bus.publish(&outcomes, balance);
+        for o in outcomes {
+            self.pending.complete(shard, o);
+        }
+    }
+}
+
+/// The sink the embedded shards publish to: each outcome's balance moves go to the live
+/// balances, then the batch is delivered.
+pub struct PendingSink {
+    pub delivery: Delivery,
+    pub accounts: Arc<EmbeddedAccounts>,
 }
 
 impl EventSink for PendingSink {
@@ -120,13 +151,37 @@ impl EventSink for PendingSink {
         for o in &outcomes {
             self.accounts.apply_moves(&o.moves);
         }
-        self.bus.publish(&outcomes, |account, asset| {
+        self.delivery.deliver(shard, outcomes, |account, asset| {
             self.accounts.balance(account, asset)
         });
-        for o in outcomes {
-            self.pending.complete(shard, o);
-        }
     }
+}
+
+/// A cluster gateway's side of the outcomes: every shard's published batches (the shard applied
+/// their moves to the balances in Redis before publishing), delivered in the order they come.
+/// The balances the private feeds carry are read from Redis first.
+pub fn relay(
+    mut outcomes: mpsc::UnboundedReceiver<(ShardId, Vec<Outcome>)>,
+    delivery: Delivery,
+    accounts: Arc<RedisAccounts>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some((shard, batch)) = outcomes.recv().await {
+            let mut live: HashMap<(AccountId, AssetId), Live> = HashMap::new();
+            for (account, asset) in delivery.bus.private_touched(&batch) {
+                if let Ok(b) = accounts.balance(account, asset).await {
+                    let b = Live {
+                        available: b.available as i128,
+                        reserved: b.reserved as i128,
+                    };
+                    live.insert((account, asset), b);
+                }
+            }
+            delivery.deliver(shard, batch, |account, asset| {
+                live.get(&(account, asset)).copied().unwrap_or_default()
+            });
+        }
+    })
 }
 
 /// Where a shard's state is read.
@@ -165,9 +220,49 @@ pub struct Shards {
     timeout: Duration,
 }
 
-/// An answer of the wrong kind: a shard of another version.
-fn mismatch(a: Answer) -> ExchangeError {
-    ExchangeError::ReadFailed(format!("unexpected answer from a shard: {a:?}"))
+/// What a read takes out of its [`Answer`]: the one kind of answer its query asks for. Any other
+/// kind comes from a shard of another version, and the read fails.
+trait Payload: Sized {
+    fn from_answer(a: Answer) -> Result<Self, Box<Answer>>;
+
+    fn take(a: Answer) -> Read<Self> {
+        Self::from_answer(a).map_err(|a| {
+            ExchangeError::ReadFailed(format!("unexpected answer from a shard: {a:?}"))
+        })
+    }
+}
+
+macro_rules! payloads {
+    ($($variant:ident => $t:ty),* $(,)?) => {$(
+        impl Payload for $t {
+            fn from_answer(a: Answer) -> Result<Self, Box<Answer>> {
+                match a {
+                    Answer::$variant(x) => Ok(x),
+                    a => Err(Box::new(a)),
+                }
+            }
+        }
+    )*};
+}
+
+payloads! {
+    Order => Option<OrderRecord>,
+    Orders => Vec<OrderRecord>,
+    Ticker => Option<TickerView>,
+    Candle => Option<(Timestamp, Ohlcv)>,
+    Depth => Option<DepthView>,
+    Trades => Option<Vec<TradeRecord>>,
+    Funds => AccountFunds,
+}
+
+/// A shard's (logged, applied) offsets.
+impl Payload for (u64, u64) {
+    fn from_answer(a: Answer) -> Result<Self, Box<Answer>> {
+        match a {
+            Answer::Health { logged, applied } => Ok((logged, applied)),
+            a => Err(Box::new(a)),
+        }
+    }
 }
 
 impl Shards {
@@ -200,25 +295,23 @@ impl Shards {
         }
     }
 
-    /// Asks the shard of `symbol` (none for a symbol not listed) and takes the answer apart
-    /// with `pick`.
-    async fn ask_symbol<T>(
-        &self,
-        symbol: SymbolId,
-        q: Query,
-        pick: impl FnOnce(Answer) -> Read<Option<T>> + Send,
-    ) -> Read<Option<T>> {
+    /// Asks the shard of `symbol` (none for a symbol not listed).
+    async fn ask_symbol<T>(&self, symbol: SymbolId, q: Query) -> Read<Option<T>>
+    where
+        Option<T>: Payload,
+    {
         match self.shard_of(symbol) {
-            Some(shard) => pick(shard.ask(q).await?),
+            Some(shard) => Payload::take(shard.ask(q).await?),
             None => Ok(None),
         }
     }
 
     /// Asks each of `shards` at once; answers in the same order.
-    async fn ask_all(&self, shards: &[&ShardHandle], q: &Query) -> Read<Vec<Answer>> {
+    async fn ask_all<T: Payload>(&self, shards: &[&ShardHandle], q: &Query) -> Read<Vec<T>> {
         futures_util::future::join_all(shards.iter().map(|s| s.ask(q.clone())))
             .await
             .into_iter()
+            .map(|a| T::take(a?))
             .collect()
     }
 
@@ -303,11 +396,7 @@ impl Exchange for Shards {
     }
 
     async fn order(&self, id: OrderId) -> Read<Option<OrderRecord>> {
-        self.ask_symbol(id.symbol(), Query::Order(id), |a| match a {
-            Answer::Order(x) => Ok(x),
-            a => Err(mismatch(a)),
-        })
-        .await
+        self.ask_symbol(id.symbol(), Query::Order(id)).await
     }
 
     async fn order_by_client_id(
@@ -319,19 +408,12 @@ impl Exchange for Shards {
         // shard; if the account reused one on another shard's symbol, the newest order wins.
         let shards: Vec<_> = self.shards.iter().collect();
         let mut newest: Option<OrderRecord> = None;
-        for a in self
+        let found: Vec<Option<OrderRecord>> = self
             .ask_all(&shards, &Query::ByClientId(account, client_id))
-            .await?
-        {
-            match a {
-                Answer::Order(Some(o)) => {
-                    if newest.is_none_or(|n| (o.created, o.id.local()) > (n.created, n.id.local()))
-                    {
-                        newest = Some(o);
-                    }
-                }
-                Answer::Order(None) => {}
-                a => return Err(mismatch(a)),
+            .await?;
+        for o in found.into_iter().flatten() {
+            if newest.is_none_or(|n| (o.created, o.id.local()) > (n.created, n.id.local())) {
+                newest = Some(o);
             }
         }
         Ok(newest)
@@ -351,11 +433,11 @@ impl Exchange for Shards {
             limit,
         };
         let mut out = Vec::new();
-        for a in self.ask_all(&self.shards_for(symbol), &q).await? {
-            match a {
-                Answer::Orders(o) => out.extend(o),
-                a => return Err(mismatch(a)),
-            }
+        for o in self
+            .ask_all::<Vec<OrderRecord>>(&self.shards_for(symbol), &q)
+            .await?
+        {
+            out.extend(o);
         }
         out.sort_unstable_by_key(|o| std::cmp::Reverse((o.created, o.id.local())));
         out.truncate(limit);
@@ -363,11 +445,7 @@ impl Exchange for Shards {
     }
 
     async fn ticker(&self, symbol: SymbolId, now: Timestamp) -> Read<Option<TickerView>> {
-        self.ask_symbol(symbol, Query::Ticker(symbol, now), |a| match a {
-            Answer::Ticker(x) => Ok(x),
-            a => Err(mismatch(a)),
-        })
-        .await
+        self.ask_symbol(symbol, Query::Ticker(symbol, now)).await
     }
 
     async fn candle(
@@ -381,27 +459,15 @@ impl Exchange for Shards {
             minutes,
             now,
         };
-        self.ask_symbol(symbol, q, |a| match a {
-            Answer::Candle(x) => Ok(x),
-            a => Err(mismatch(a)),
-        })
-        .await
+        self.ask_symbol(symbol, q).await
     }
 
     async fn depth(&self, symbol: SymbolId, limit: usize) -> Read<Option<DepthView>> {
-        self.ask_symbol(symbol, Query::Depth(symbol, limit), |a| match a {
-            Answer::Depth(x) => Ok(x),
-            a => Err(mismatch(a)),
-        })
-        .await
+        self.ask_symbol(symbol, Query::Depth(symbol, limit)).await
     }
 
     async fn trades(&self, symbol: SymbolId, limit: usize) -> Read<Option<Vec<TradeRecord>>> {
-        self.ask_symbol(symbol, Query::Trades(symbol, limit), |a| match a {
-            Answer::Trades(x) => Ok(x),
-            a => Err(mismatch(a)),
-        })
-        .await
+        self.ask_symbol(symbol, Query::Trades(symbol, limit)).await
     }
 
     async fn account_funds(
@@ -415,31 +481,21 @@ impl Exchange for Shards {
             symbol,
             limit,
         };
-        self.ask_all(&self.shards_for(symbol), &q)
-            .await?
-            .into_iter()
-            .map(|a| match a {
-                Answer::Funds(f) => Ok(f),
-                a => Err(mismatch(a)),
-            })
-            .collect()
+        self.ask_all(&self.shards_for(symbol), &q).await
     }
 
     async fn health(&self) -> Read<Vec<ShardHealth>> {
         let shards: Vec<_> = self.shards.iter().collect();
-        self.ask_all(&shards, &Query::Health)
-            .await?
+        let offsets: Vec<(u64, u64)> = self.ask_all(&shards, &Query::Health).await?;
+        Ok(offsets
             .into_iter()
             .zip(&self.shards)
-            .map(|(a, s)| match a {
-                Answer::Health { logged, applied } => Ok(ShardHealth {
-                    shard: s.id,
-                    logged,
-                    applied,
-                }),
-                a => Err(mismatch(a)),
+            .map(|((logged, applied), s)| ShardHealth {
+                shard: s.id,
+                logged,
+                applied,
             })
-            .collect()
+            .collect())
     }
 }
 

@@ -1,10 +1,30 @@
-//! The gateway's seam to accounts: API keys, live balances and the atomic check-and-reserve,
-//! deposits and withdrawals.
+//! exchange-accounts: accounts, API keys, live balances and the atomic check-and-reserve,
+//! deposits and withdrawals; the [`Accounts`] trait and both of its stores.
 //!
-//! The embedded default implements it in process (the root crate's `accounts` module); in a
-//! cluster the same calls are Redis scripts on the account's hash slot. Either way
-//! [`Accounts::reserve`] is atomic per account: two orders can never spend the same balance,
-//! whichever gateways they came through.
+//! The embedded store ([`EmbeddedAccounts`]) keeps them in process over an append-only log; in
+//! a cluster ([`RedisAccounts`]) the same calls are Redis scripts on the account's hash slot.
+//! Either way [`Accounts::reserve`] is atomic per account: two orders can never spend the same
+//! balance, whichever gateways they came through. `tests/contract.rs` runs one suite against
+//! both stores.
+//!
+//! # Layout
+//! - this file: the trait and its types.
+//! - [`secrets`]: the master key and the keys' secrets derived from it.
+//! - [`embedded`]: the embedded store: the accounts log, live balances in memory, used
+//!   signatures.
+//! - [`redis`]: the cluster's store (accounts, keys, transfers, signatures in Redis).
+//! - [`redis_balances`]: the cluster's live balances: reserve, release and applying a shard's
+//!   moves once, as Lua scripts on the account's slot.
+
+pub mod embedded;
+pub mod redis;
+pub mod redis_balances;
+pub mod secrets;
+
+pub use embedded::{EmbeddedAccounts, OpenError};
+pub use redis::RedisAccounts;
+pub use redis_balances::{LiveBalance, RedisBalances};
+pub use secrets::{MasterKeyError, master_key, write_private};
 
 use async_trait::async_trait;
 use exchange_core::{AccountId, AssetId, Hold, Timestamp};
@@ -101,6 +121,30 @@ pub struct Balance {
     pub asset: AssetId,
     pub available: u128,
     pub reserved: u128,
+}
+
+/// One account's live balance of one asset. Signed so that a bug shows as a negative number
+/// in the invariant checks instead of wrapping.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Live {
+    pub available: i128,
+    pub reserved: i128,
+}
+
+impl Live {
+    /// Takes `hold` out of available, or says how much is there.
+    pub(crate) fn take(&mut self, hold: Hold) -> Result<(), AccountsError> {
+        let amount = hold.amount as i128;
+        if self.available < amount {
+            return Err(AccountsError::Insufficient {
+                asset: hold.asset,
+                available: self.available.max(0) as u128,
+                needed: hold.amount,
+            });
+        }
+        self.available -= amount;
+        Ok(())
+    }
 }
 
 /// Money in or out of the exchange.

@@ -7,7 +7,7 @@
 //!   `{accounts}:master-check` (proof of the master key, so a gateway started with another
 //!   master key refuses to run instead of failing every signature), `{accounts}:bootstrap`.
 //! - Per account, under its own hash tag `{acct-N}` (so one script can check and change them
-//!   together): `:balances` (see `exchange_shard::redis_balances`), `:transfers` (a list, oldest
+//!   together): `:balances` (see `crate::redis_balances`), `:transfers` (a list, oldest
 //!   first) and `:transfer-ids` (id to transfer), so a transfer is applied once per id and a
 //!   withdrawal only if the balance covers it, atomically with the order reservations.
 //! - `sig:<hex>`: a request signature seen, expiring when its window closes (spread over the
@@ -16,13 +16,13 @@
 //! Keys carry a namespace prefix inside the hash tag (empty in production; tests use their own).
 //! Secrets are derived from the master key as in the embedded store; Redis holds salts only.
 
-use crate::accounts::{derive_secret, random};
-use async_trait::async_trait;
-use exchange_core::{AccountId, AssetId, Hold, Timestamp};
-use exchange_gateway::accounts::{
+use crate::redis_balances::{LiveBalance, RedisBalances};
+use crate::secrets::{derive_secret, random};
+use crate::{
     Accounts, AccountsError, Balance, KeyRecord, NewKey, Permissions, Transfer, TransferKind,
 };
-use exchange_shard::redis_balances::{LiveBalance, RedisBalances};
+use async_trait::async_trait;
+use exchange_core::{AccountId, AssetId, Hold, Timestamp};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncCommands, ProtocolVersion, RedisError, Script};
@@ -66,6 +66,17 @@ fn unavailable(e: RedisError) -> AccountsError {
     AccountsError::Unavailable(format!("redis: {e}"))
 }
 
+/// Why the store could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("connecting to Redis Cluster: {0}")]
+    Redis(#[from] RedisError),
+    #[error(
+        "this cluster's API keys were created under another master key: give every gateway the same EXCHANGE_MASTER_KEY"
+    )]
+    OtherMasterKey,
+}
+
 /// The cluster's accounts store. See the module docs.
 pub struct RedisAccounts {
     conn: ClusterConnection,
@@ -83,7 +94,7 @@ impl RedisAccounts {
         urls: &[String],
         namespace: &str,
         master: [u8; 32],
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, ConnectError> {
         let client = ClusterClient::builder(urls.to_vec())
             .use_protocol(ProtocolVersion::RESP3)
             .build()?;
@@ -95,7 +106,7 @@ impl RedisAccounts {
             create_account: Script::new(CREATE_ACCOUNT),
             transfer: Script::new(TRANSFER),
         };
-        let proof = exchange_gateway::auth::sign(&master, b"exchange-master-key-check/v1");
+        let proof = exchange_client::signing::sign(&master, b"exchange-master-key-check/v1");
         let check = s.key("master-check");
         let _: Option<String> = redis::cmd("SET")
             .arg(&check)
@@ -104,10 +115,9 @@ impl RedisAccounts {
             .query_async(&mut s.conn.clone())
             .await?;
         let stored: String = s.conn.clone().get(&check).await?;
-        anyhow::ensure!(
-            stored == proof,
-            "this cluster's API keys were created under another master key: give every gateway the same EXCHANGE_MASTER_KEY"
-        );
+        if stored != proof {
+            return Err(ConnectError::OtherMasterKey);
+        }
         Ok(s)
     }
 
@@ -117,13 +127,14 @@ impl RedisAccounts {
     }
 
     /// Whether this caller is the first to ask: the gateway that wins creates the admin key.
-    pub async fn claim_bootstrap(&self) -> anyhow::Result<bool> {
+    pub async fn claim_bootstrap(&self) -> Result<bool, AccountsError> {
         let won: Option<String> = redis::cmd("SET")
             .arg(self.key("bootstrap"))
             .arg(1)
             .arg("NX")
             .query_async(&mut self.conn.clone())
-            .await?;
+            .await
+            .map_err(unavailable)?;
         Ok(won.is_some())
     }
 

@@ -11,8 +11,8 @@
 //! Amounts are compared as decimal strings, not Lua numbers (doubles, exact only to 2^53);
 //! Redis's `HINCRBY` is exact 64-bit and refuses to overflow.
 
-use crate::funds::Move;
 use exchange_core::{AccountId, AssetId, ShardId};
+use exchange_shard::{BalanceMoves, Move};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{ProtocolVersion, RedisResult, Script};
@@ -257,5 +257,17 @@ impl RedisBalances {
             available: available.unwrap_or(0),
             reserved: reserved.unwrap_or(0),
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl BalanceMoves for RedisBalances {
+    async fn apply_moves(
+        &self,
+        shard: ShardId,
+        batch: &[(u64, &[Move])],
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.apply_batch(&shard_source(shard), batch).await?;
+        Ok(())
     }
 }

@@ -20,12 +20,13 @@
 //! under the store's master key (`master.key` in the data directory, mode 0600, or
 //! `EXCHANGE_MASTER_KEY`). The log holds key ids, salts and permissions only.
 
-use async_trait::async_trait;
-use exchange_core::{AccountId, AssetId, Hold, Timestamp};
-use exchange_gateway::accounts::{
-    Accounts, AccountsError, Balance, KeyRecord, NewKey, Permissions, Secret, Transfer,
+use crate::secrets::{derive_secret, random};
+use crate::{
+    Accounts, AccountsError, Balance, KeyRecord, Live, NewKey, Permissions, Secret, Transfer,
     TransferKind,
 };
+use async_trait::async_trait;
+use exchange_core::{AccountId, AssetId, Hold, Timestamp};
 use exchange_shard::{Move, ShardState, frame};
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
@@ -70,30 +71,6 @@ struct KeyEntry {
     /// Derived from the master key on the key's first use, then kept: deriving it is an HMAC
     /// and a few allocations, on every signed request otherwise.
     secret: Option<Secret>,
-}
-
-/// One account's live balance of one asset. Signed so that a bug shows as a negative number
-/// in the invariant checks instead of wrapping.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Live {
-    pub available: i128,
-    pub reserved: i128,
-}
-
-impl Live {
-    /// Takes `hold` out of available, or says how much is there.
-    fn take(&mut self, hold: Hold) -> Result<(), AccountsError> {
-        let amount = hold.amount as i128;
-        if self.available < amount {
-            return Err(AccountsError::Insufficient {
-                asset: hold.asset,
-                available: self.available.max(0) as u128,
-                needed: hold.amount,
-            });
-        }
-        self.available -= amount;
-        Ok(())
-    }
 }
 
 #[derive(Default)]
@@ -165,8 +142,6 @@ pub enum OpenError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("master key: {0}")]
-    MasterKey(String),
     #[error("accounts log {path} cannot be read by this version: {reason}")]
     Format { path: PathBuf, reason: String },
 }
@@ -247,57 +222,6 @@ impl Seen {
     fn len(&self) -> usize {
         self.generations.iter().map(|(_, t)| t.len()).sum()
     }
-}
-
-/// Loads the master key: the hex in `configured`, or `master.key` in `dir` (created, mode
-/// 0600, on first start).
-pub fn master_key(dir: &Path, configured: Option<&str>) -> Result<[u8; 32], OpenError> {
-    let parse = |hex_text: &str| {
-        let bytes = hex::decode(hex_text.trim())
-            .map_err(|e| OpenError::MasterKey(format!("not hex: {e}")))?;
-        <[u8; 32]>::try_from(bytes.as_slice())
-            .map_err(|_| OpenError::MasterKey("must be 32 bytes (64 hex digits)".into()))
-    };
-    if let Some(text) = configured {
-        return parse(text);
-    }
-    let path = dir.join("master.key");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => parse(&text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key: [u8; 32] = random();
-            write_private(&path, hex::encode(key).as_bytes())
-                .map_err(|source| OpenError::Io { path, source })?;
-            Ok(key)
-        }
-        Err(source) => Err(OpenError::Io { path, source }),
-    }
-}
-
-/// Writes a file only its owner can read, durably.
-pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(contents)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
-pub(crate) fn random<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    getrandom::fill(&mut b).expect("the OS random source is available");
-    b
-}
-
-pub(crate) fn derive_secret(master: &[u8; 32], key_id: &str, salt: &[u8; 16]) -> Secret {
-    let payload = format!("exchange-api-secret/v1\n{key_id}\n{}", hex::encode(salt));
-    Secret(exchange_gateway::auth::sign(master, payload.as_bytes()).into_bytes())
 }
 
 impl EmbeddedAccounts {

@@ -1,30 +1,62 @@
-//! The functions inside the exchange process: settle and rollup workers over every shard's
-//! event journal and the accounts' transfers, the stores they write (the embedded SQLite store
-//! by default; PostgreSQL and MongoDB when configured), and the history the gateway reads.
+//! The host that runs the functions inside an exchange or shard process: settle and rollup
+//! workers over every shard's event journal and the accounts' transfers, on a runtime of their
+//! own scheduled as idle work, and the stores they write (the embedded SQLite store by default;
+//! PostgreSQL and MongoDB when configured).
 
-use crate::accounts::EmbeddedAccounts;
-use crate::config::Config;
-use anyhow::Context;
-use async_trait::async_trait;
-use exchange_core::stream::{LedgerEvent, LedgerKind, StreamEvent, StreamRecord};
-use exchange_core::{ShardId, SymbolTable};
-use exchange_functions::mongo::MongoStore;
-use exchange_functions::postgres::PgStore;
-use exchange_functions::sqlite::SqliteStore;
-use exchange_functions::worker::{
+use crate::mongo::MongoStore;
+use crate::postgres::PgStore;
+use crate::sqlite::SqliteStore;
+use crate::worker::{
     self, Checkpoints, EventSource, JournalSource, Rollup, Settle, SourceError, WorkerConfig,
 };
-use exchange_functions::{CandleQuery, Interval, RollupStore, SettleStore, TradeQuery};
-use exchange_gateway::accounts::{Transfer, TransferKind};
-use exchange_gateway::dto::{CandleResponse, TradeResponse};
-use exchange_gateway::history::{History, Range};
+use crate::{RollupStore, SettleStore, StoreError};
+use async_trait::async_trait;
+use exchange_accounts::{EmbeddedAccounts, Transfer, TransferKind};
+use exchange_core::stream::{LedgerEvent, LedgerKind, StreamEvent, StreamRecord};
+use exchange_core::{ShardId, SymbolTable};
 use exchange_shard::EventJournal;
 use exchange_shard::stream::source_name;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// Why the host could not start or stop its workers.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("starting the functions' thread: {0}")]
+    Thread(std::io::Error),
+    #[error("building the functions' runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("the functions' thread stopped at once")]
+    ThreadStopped,
+    #[error("a background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("{what}: {source}")]
+    Store { what: String, source: StoreError },
+    #[error("reading the workers' checkpoints: {0}")]
+    Checkpoints(#[from] std::io::Error),
+    #[error("a worker failed: {0}")]
+    Worker(#[from] SourceError),
+}
+
+fn store_error(what: impl Into<String>) -> impl FnOnce(StoreError) -> HostError {
+    let what = what.into();
+    move |source| HostError::Store { what, source }
+}
+
+/// Where the functions' stores are: the embedded store in `data_dir` for whatever has no URL.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+    /// PostgreSQL/TimescaleDB for rollup.
+    pub database_url: Option<String>,
+    /// MongoDB for settlement, and its database.
+    pub mongodb_url: Option<String>,
+    pub mongodb_database: String,
+}
 
 /// The accounts' transfers as an event source: deposit and withdrawal ledger entries, at
 /// positions 1, 2, ... in the accounts log's order. The log is kept whole, so acknowledging
@@ -128,7 +160,7 @@ pub struct Background {
 
 impl Background {
     /// Starts the thread and its runtime.
-    pub fn start() -> anyhow::Result<Self> {
+    pub fn start() -> Result<Self, HostError> {
         let (ready, handle) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
@@ -158,11 +190,11 @@ impl Background {
                 });
                 runtime.shutdown_timeout(Duration::from_secs(5));
             })
-            .context("starting the functions' thread")?;
+            .map_err(HostError::Thread)?;
         let handle = handle
             .recv()
-            .context("the functions' thread stopped at once")?
-            .context("building the functions' runtime")?;
+            .map_err(|_| HostError::ThreadStopped)?
+            .map_err(HostError::Runtime)?;
         Ok(Self {
             handle,
             stop: Some(stop),
@@ -173,11 +205,8 @@ impl Background {
     pub async fn run<T: Send + 'static>(
         &self,
         work: impl Future<Output = T> + Send + 'static,
-    ) -> anyhow::Result<T> {
-        self.handle
-            .spawn(work)
-            .await
-            .context("a background task failed")
+    ) -> Result<T, HostError> {
+        Ok(self.handle.spawn(work).await?)
     }
 }
 
@@ -200,7 +229,10 @@ pub struct Stores {
 /// settlement when `EXCHANGE_MONGODB_URL` is set, PostgreSQL for rollup when
 /// `EXCHANGE_DATABASE_URL` is set, the embedded store (`functions.db` in the data directory)
 /// for whatever is not.
-pub async fn open_stores_on(background: &Background, config: &Config) -> anyhow::Result<Stores> {
+pub async fn open_stores_on(
+    background: &Background,
+    config: &StoreConfig,
+) -> Result<Stores, HostError> {
     let config = config.clone();
     background
         .run(async move { open_stores(&config).await })
@@ -208,11 +240,14 @@ pub async fn open_stores_on(background: &Background, config: &Config) -> anyhow:
 }
 
 /// Opens the configured stores (see [`open_stores_on`]) on the current runtime.
-pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
+pub async fn open_stores(config: &StoreConfig) -> Result<Stores, HostError> {
     let embedded = if config.mongodb_url.is_none() || config.database_url.is_none() {
         let path = config.data_dir.join("functions.db");
-        Some(Arc::new(SqliteStore::open(&path).await.with_context(
-            || format!("opening the embedded history store {}", path.display()),
+        Some(Arc::new(SqliteStore::open(&path).await.map_err(
+            store_error(format!(
+                "opening the embedded history store {}",
+                path.display()
+            )),
         )?))
     } else {
         None
@@ -221,8 +256,11 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
         Some(url) => {
             let store = MongoStore::connect(url, &config.mongodb_database)
                 .await
-                .context("connecting to MongoDB")?;
-            store.prepare().await.context("preparing MongoDB")?;
+                .map_err(store_error("connecting to MongoDB"))?;
+            store
+                .prepare()
+                .await
+                .map_err(store_error("preparing MongoDB"))?;
             Arc::new(store)
         }
         None => embedded
@@ -236,17 +274,20 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
     Ok(Stores { settle, rollup })
 }
 
-async fn connect_postgres(url: &str) -> anyhow::Result<Arc<dyn RollupStore>> {
+async fn connect_postgres(url: &str) -> Result<Arc<dyn RollupStore>, HostError> {
     let store = PgStore::connect(url)
         .await
-        .context("connecting to PostgreSQL")?;
-    store.prepare().await.context("migrating PostgreSQL")?;
+        .map_err(store_error("connecting to PostgreSQL"))?;
+    store
+        .prepare()
+        .await
+        .map_err(store_error("migrating PostgreSQL"))?;
     Ok(Arc::new(store))
 }
 
 /// The history a gateway of a cluster reads: PostgreSQL when `EXCHANGE_DATABASE_URL` is set,
 /// else the embedded store the shards write in a shared data directory, if there is one.
-pub async fn open_history(config: &Config) -> anyhow::Result<Option<Arc<dyn RollupStore>>> {
+pub async fn open_history(config: &StoreConfig) -> Result<Option<Arc<dyn RollupStore>>, HostError> {
     if let Some(url) = &config.database_url {
         return connect_postgres(url).await.map(Some);
     }
@@ -255,9 +296,10 @@ pub async fn open_history(config: &Config) -> anyhow::Result<Option<Arc<dyn Roll
         tracing::warn!(path = %path.display(), "no history store: set EXCHANGE_DATABASE_URL (the candles and trade history endpoints answer 503 meanwhile)");
         return Ok(None);
     }
-    let store = SqliteStore::open(&path)
-        .await
-        .with_context(|| format!("opening the embedded history store {}", path.display()))?;
+    let store = SqliteStore::open(&path).await.map_err(store_error(format!(
+        "opening the embedded history store {}",
+        path.display()
+    )))?;
     Ok(Some(Arc::new(store)))
 }
 
@@ -279,7 +321,7 @@ pub fn start_workers(
     accounts: Option<Arc<EmbeddedAccounts>>,
     symbols: Arc<SymbolTable>,
     checkpoints: Arc<Checkpoints>,
-) -> anyhow::Result<Workers> {
+) -> Result<Workers, HostError> {
     let (stop, stopped) = watch::channel(false);
     let settle: Arc<dyn worker::Handler> = Arc::new(Settle(stores.settle.clone()));
     let rollup: Arc<dyn worker::Handler> = Arc::new(Rollup(stores.rollup.clone()));
@@ -325,7 +367,7 @@ impl Workers {
     /// first) and waits for them, for at most `patience`: a worker still retrying an
     /// unreachable store then stops after its batch in hand, and what it has not settled waits
     /// in the event journal for the next start.
-    pub async fn drain(mut self, patience: Duration) -> anyhow::Result<()> {
+    pub async fn drain(mut self, patience: Duration) -> Result<(), HostError> {
         if let Some(accounts) = &self.accounts {
             accounts.close();
         }
@@ -348,80 +390,17 @@ impl Workers {
                     }
                 }
             };
-            done.context("a worker panicked")?
-                .context("a worker failed")?;
+            done??;
         }
         Ok(())
-    }
-}
-
-/// The rollup store as the gateway's history.
-pub struct HistoryStore(pub Arc<dyn RollupStore>);
-
-#[async_trait]
-impl History for HistoryStore {
-    async fn candles(
-        &self,
-        symbol: &str,
-        interval: Interval,
-        range: Range,
-    ) -> Result<Vec<CandleResponse>, String> {
-        let candles = self
-            .0
-            .candles(&CandleQuery {
-                symbol: symbol.into(),
-                interval,
-                start: range.start,
-                end: range.end,
-                limit: range.limit,
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(candles
-            .into_iter()
-            .map(|c| CandleResponse {
-                open_time: c.start,
-                close_time: c.start + interval.millis() - 1,
-                open: c.open.to_string(),
-                high: c.high.to_string(),
-                low: c.low.to_string(),
-                close: c.close.to_string(),
-                volume: c.volume.to_string(),
-                quote_volume: c.quote_volume.normalize().to_string(),
-                trades: c.trades,
-            })
-            .collect())
-    }
-
-    async fn trades(&self, symbol: &str, range: Range) -> Result<Vec<TradeResponse>, String> {
-        let trades = self
-            .0
-            .trades(&TradeQuery {
-                symbol: symbol.into(),
-                start: range.start,
-                end: range.end,
-                limit: range.limit,
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(trades
-            .into_iter()
-            .map(|t| TradeResponse {
-                trade_id: t.trade_id.to_string(),
-                price: t.price.to_string(),
-                quantity: t.quantity.to_string(),
-                taker_side: t.taker_side.as_str().into(),
-                time: t.time / 1_000_000,
-            })
-            .collect())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{BalanceRow, Candle, CandleQuery, Counts, SettleBatch, TradeQuery, Written};
     use exchange_core::stream::{OrderEvent, TradeEvent};
-    use exchange_functions::{BalanceRow, Candle, Counts, SettleBatch, StoreError, Written};
     use exchange_shard::JournalConfig;
 
     /// A store that cannot be reached.

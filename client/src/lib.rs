@@ -1,0 +1,20 @@
+//! exchange-client: the API's request signing and a signing HTTP client.
+//!
+//! The gateway checks signatures with [`signing`] and the accounts store derives secrets with
+//! it, so the scheme is defined once; they take this crate without its `http` feature. The
+//! [`Client`] (feature `http`, on by default) signs every request with one API key, exactly as
+//! any API client would: `exchange admin`, the load generators and the tests use it, and none of
+//! them links the server to do so.
+//!
+//! # Layout
+//! - [`signing`]: `sign`, `payload` and the key header.
+//! - [`Credentials`], [`read_credentials`]: an API key and its secret, as key files hold them.
+//! - [`Client`]: the signing HTTP client.
+
+pub mod signing;
+
+#[cfg(feature = "http")]
+mod http;
+
+#[cfg(feature = "http")]
+pub use http::{Client, ClientError, Credentials, KEY_FILE, read_credentials};
