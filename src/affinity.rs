@@ -7,6 +7,7 @@
 //! -> 58,600 orders/s, see the README). It is off by default: processes that share a machine
 //! (a local cluster) would each pin their workers to the same first cores.
 
+pub use exchange_client::cpus::{allowed_cpus, set_cpus};
 use std::cell::Cell;
 use std::io;
 use std::sync::Arc;
@@ -107,59 +108,6 @@ pub fn pin_workers(builder: &mut tokio::runtime::Builder, workers: usize) {
         ),
         Err(e) => tracing::warn!(error = %e, "could not pin the request workers"),
     }
-}
-
-/// The CPUs the calling thread may run on, ascending.
-#[cfg(target_os = "linux")]
-pub fn allowed_cpus() -> io::Result<Vec<usize>> {
-    // SAFETY: cpu_set_t is plain bits; sched_getaffinity writes at most its size into it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok((0..libc::CPU_SETSIZE as usize)
-            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
-            .collect())
-    }
-}
-
-/// Restricts the calling thread (and the threads it starts from now on) to `cpus`.
-#[cfg(target_os = "linux")]
-pub fn set_cpus(cpus: &[usize]) -> io::Result<()> {
-    // SAFETY: as above; sched_setaffinity reads the set we pass.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &cpu in cpus {
-            if cpu >= libc::CPU_SETSIZE as usize {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("CPU {cpu} is beyond what an affinity mask holds"),
-                ));
-            }
-            libc::CPU_SET(cpu, &mut set);
-        }
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-#[cfg(not(target_os = "linux"))]
-pub fn allowed_cpus() -> io::Result<Vec<usize>> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "CPU affinity is set on Linux only",
-    ))
-}
-
-#[cfg(not(target_os = "linux"))]
-pub fn set_cpus(_cpus: &[usize]) -> io::Result<()> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "CPU affinity is set on Linux only",
-    ))
 }
 
 #[cfg(all(test, target_os = "linux"))]

@@ -46,7 +46,7 @@ fn threads(pid: u32) -> Vec<(String, Vec<usize>)> {
 
 #[test]
 fn a_pinned_exchange_runs_its_request_worker_on_a_cpu_of_its_own() {
-    let allowed = exchange::affinity::allowed_cpus().unwrap();
+    let allowed = exchange_client::cpus::allowed_cpus().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_exchange"))
         .args(["--listen", "127.0.0.1:0", "--shards", "1", "--workers", "1"])

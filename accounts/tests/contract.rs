@@ -16,29 +16,12 @@ use exchange_core::{AccountId, AssetId, Hold, ShardId, Timestamp};
 use exchange_shard::Move;
 use std::sync::Arc;
 
-fn cluster() -> Option<Vec<String>> {
-    match std::env::var("EXCHANGE_TEST_REDIS_CLUSTER_URL") {
-        Ok(url) => Some(url.split(',').map(str::to_owned).collect()),
-        Err(_) => {
-            eprintln!(
-                "SKIPPED: the Redis accounts store's contract tests (run infra/redis-cluster.sh up \
-                 and set EXCHANGE_TEST_REDIS_CLUSTER_URL=redis://127.0.0.1:7100)"
-            );
-            None
-        }
-    }
-}
+#[path = "../../shard/tests/support/redis_cluster.rs"]
+mod redis_cluster;
+use redis_cluster::namespace;
 
-/// A key namespace no other run uses.
-fn namespace() -> String {
-    format!(
-        "t{}-{}-",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
+fn cluster() -> Option<Vec<String>> {
+    redis_cluster::cluster("the Redis accounts store's contract tests")
 }
 
 /// A fresh store of each kind this machine can run: the embedded one always, the Redis one when

@@ -98,7 +98,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if !args.cpus.is_empty() {
         // Before the runtime starts, so that its threads inherit it.
-        exchange::affinity::set_cpus(&args.cpus)
+        exchange_client::cpus::set_cpus(&args.cpus)
             .with_context(|| format!("running on CPUs {:?}", args.cpus))?;
     }
     let runtime = match args.threads {

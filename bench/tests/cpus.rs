@@ -21,7 +21,7 @@ fn loadgen_on(cpus: &str) -> String {
 
 #[test]
 fn loadgen_runs_on_the_cpus_it_is_given_or_refuses() {
-    let allowed = exchange::affinity::allowed_cpus().expect("reading this thread's CPUs");
+    let allowed = exchange_client::cpus::allowed_cpus().expect("reading this thread's CPUs");
     let last = allowed.last().expect("at least one CPU").to_string();
     let err = loadgen_on(&last);
     assert!(err.contains("/nonexistent/admin-key.json"), "{err}");

@@ -10,7 +10,9 @@
 //! - [`signing`]: `sign`, `payload` and the key header.
 //! - [`Credentials`], [`read_credentials`]: an API key and its secret, as key files hold them.
 //! - [`Client`]: the signing HTTP client.
+//! - [`cpus`]: CPU affinity, so a client on the exchange's machine keeps off its pinned CPUs.
 
+pub mod cpus;
 pub mod signing;
 
 #[cfg(feature = "http")]

@@ -174,6 +174,48 @@ pub struct TradeQuery {
     pub limit: usize,
 }
 
+/// The newest millisecond a read can name. An open end reads as this, not `i64::MAX`:
+/// PostgreSQL multiplies milliseconds into an interval and the embedded store keeps trade times
+/// in microseconds, and both must read an open range alike.
+pub const OPEN_END_MS: i64 = i64::MAX / 1_000_000;
+
+/// A history read as every store runs it: an inclusive range in milliseconds (open ends as the
+/// epoch and [`OPEN_END_MS`]), at most `limit` rows, the newest first when no start was given
+/// (the store sorts them back to oldest first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadWindow {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub newest_first: bool,
+    pub limit: i64,
+}
+
+impl ReadWindow {
+    fn new(start: Option<u64>, end: Option<u64>, limit: usize) -> Self {
+        let ms = |t: u64| t.min(OPEN_END_MS as u64) as i64;
+        Self {
+            start_ms: start.map_or(0, ms),
+            end_ms: end.map_or(OPEN_END_MS, ms),
+            newest_first: start.is_none(),
+            limit: limit.min(i64::MAX as usize) as i64,
+        }
+    }
+}
+
+impl CandleQuery {
+    /// The read every store runs.
+    pub fn window(&self) -> ReadWindow {
+        ReadWindow::new(self.start, self.end, self.limit)
+    }
+}
+
+impl TradeQuery {
+    /// The read every store runs.
+    pub fn window(&self) -> ReadWindow {
+        ReadWindow::new(self.start, self.end, self.limit)
+    }
+}
+
 /// Where rollup writes, and where the history endpoints read.
 #[async_trait]
 pub trait RollupStore: Send + Sync + 'static {
@@ -222,4 +264,36 @@ pub async fn rollup(
 /// Microseconds since the epoch of a time in nanoseconds (what SQL timestamps hold).
 pub fn micros(ns: u64) -> i64 {
     (ns / 1_000) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_store_reads_the_same_window() {
+        let q = |start, end| TradeQuery {
+            symbol: "BTC-USD".into(),
+            start,
+            end,
+            limit: 10,
+        };
+        assert_eq!(
+            q(None, None).window(),
+            ReadWindow {
+                start_ms: 0,
+                end_ms: OPEN_END_MS,
+                newest_first: true,
+                limit: 10
+            }
+        );
+        let from = q(Some(5), Some(9)).window();
+        assert_eq!(
+            (from.start_ms, from.end_ms, from.newest_first),
+            (5, 9, false)
+        );
+        // No end past what a store can multiply into microseconds.
+        assert_eq!(q(None, Some(u64::MAX)).window().end_ms, OPEN_END_MS);
+        assert!(OPEN_END_MS.checked_mul(1_000).is_some());
+    }
 }

@@ -224,18 +224,18 @@ impl RollupStore for PgStore {
     }
 
     async fn candles(&self, q: &CandleQuery) -> Result<Vec<Candle>, StoreError> {
-        // With a start, the first rows from it; without, the newest (sorted back below).
-        let sql = if q.start.is_some() {
-            candles_sql!("ASC")
-        } else {
+        let w = q.window();
+        let sql = if w.newest_first {
             candles_sql!("DESC")
+        } else {
+            candles_sql!("ASC")
         };
         let rows = sqlx::query(sql)
             .bind(&q.symbol)
             .bind(q.interval.name())
-            .bind(q.start.map_or(0, |s| s as i64))
-            .bind(q.end.map_or(i64::MAX / 1_000_000, |e| e as i64))
-            .bind(q.limit as i64)
+            .bind(w.start_ms)
+            .bind(w.end_ms)
+            .bind(w.limit)
             .fetch_all(&self.pool)
             .await?;
         let mut out = rows.iter().map(candle).collect::<Result<Vec<_>, _>>()?;
@@ -244,16 +244,17 @@ impl RollupStore for PgStore {
     }
 
     async fn trades(&self, q: &TradeQuery) -> Result<Vec<TradeEvent>, StoreError> {
-        let sql = if q.start.is_some() {
-            trades_sql!("ASC")
-        } else {
+        let w = q.window();
+        let sql = if w.newest_first {
             trades_sql!("DESC")
+        } else {
+            trades_sql!("ASC")
         };
         let rows = sqlx::query(sql)
             .bind(&q.symbol)
-            .bind(q.start.map_or(0, |s| s as i64))
-            .bind(q.end.map_or(i64::MAX / 1_000_000, |e| e as i64))
-            .bind(q.limit as i64)
+            .bind(w.start_ms)
+            .bind(w.end_ms)
+            .bind(w.limit)
             .fetch_all(&self.pool)
             .await?;
         let mut out = rows

@@ -224,22 +224,18 @@ impl RollupStore for SqliteStore {
     }
 
     async fn candles(&self, q: &CandleQuery) -> Result<Vec<Candle>, StoreError> {
-        let (start, end) = (
-            q.start.map_or(i64::MIN, |s| s as i64),
-            q.end.map_or(i64::MAX, |e| e as i64),
-        );
-        // With a start, the first rows from it; without, the newest (sorted back below).
-        let sql = if q.start.is_some() {
-            candles_sql!("ASC")
-        } else {
+        let w = q.window();
+        let sql = if w.newest_first {
             candles_sql!("DESC")
+        } else {
+            candles_sql!("ASC")
         };
         let rows = sqlx::query(sql)
             .bind(&q.symbol)
             .bind(q.interval.name())
-            .bind(start)
-            .bind(end)
-            .bind(q.limit as i64)
+            .bind(w.start_ms)
+            .bind(w.end_ms)
+            .bind(w.limit)
             .fetch_all(&self.pool)
             .await?;
         let mut out = rows.iter().map(candle).collect::<Result<Vec<_>, _>>()?;
@@ -248,18 +244,18 @@ impl RollupStore for SqliteStore {
     }
 
     async fn trades(&self, q: &TradeQuery) -> Result<Vec<TradeEvent>, StoreError> {
-        let start = q.start.map_or(i64::MIN, |s| s as i64 * 1_000);
-        let end = q.end.map_or(i64::MAX, |e| e as i64 * 1_000 + 999);
-        let sql = if q.start.is_some() {
-            trades_sql!("ASC")
-        } else {
+        // Trade times are kept in microseconds; the window's ends are whole milliseconds.
+        let w = q.window();
+        let sql = if w.newest_first {
             trades_sql!("DESC")
+        } else {
+            trades_sql!("ASC")
         };
         let rows = sqlx::query(sql)
             .bind(&q.symbol)
-            .bind(start)
-            .bind(end)
-            .bind(q.limit as i64)
+            .bind(w.start_ms * 1_000)
+            .bind(w.end_ms * 1_000 + 999)
+            .bind(w.limit)
             .fetch_all(&self.pool)
             .await?;
         let mut out = rows

@@ -93,7 +93,7 @@ impl Pending {
     }
 
     /// The outcome of the command at `offset`, now or when it comes.
-    fn wait(&self, shard: ShardId, offset: u64) -> oneshot::Receiver<Outcome> {
+    pub fn wait(&self, shard: ShardId, offset: u64) -> oneshot::Receiver<Outcome> {
         let (tx, rx) = oneshot::channel();
         let mut slots = self.slots.lock();
         match slots.entry((shard, offset)) {

@@ -55,6 +55,28 @@ pub fn shard_tag(namespace: &str, shard: ShardId) -> String {
     format!("{{{namespace}shard-{}}}", shard.0)
 }
 
+/// Records `shards` as the cluster's shard count if none is recorded yet, and answers the one
+/// recorded (symbols are routed by shard count, so every process must use the same).
+pub async fn record_shard_count(
+    urls: &[String],
+    namespace: &str,
+    shards: u32,
+) -> redis::RedisResult<Option<u64>> {
+    let mut conn = ClusterClient::builder(urls.to_vec())
+        .use_protocol(ProtocolVersion::RESP3)
+        .build()?
+        .get_async_connection()
+        .await?;
+    let key = format!("{{{namespace}cluster}}:shards");
+    let _: Option<String> = redis::cmd("SET")
+        .arg(&key)
+        .arg(shards)
+        .arg("NX")
+        .query_async(&mut conn)
+        .await?;
+    conn.get(&key).await
+}
+
 impl RedisLog {
     /// Connects to the cluster at `urls` and opens shard `shard`'s log under `namespace`
     /// (keys `{<namespace>shard-N}:...`; tests use a namespace of their own).

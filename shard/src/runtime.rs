@@ -100,6 +100,7 @@ impl Shard {
     /// Loads the newest snapshot that restores and replays the log after it. Outcomes of the
     /// replay are not published: they were answered before the restart. Their stream records
     /// are written again where the event journal lost them (it is not synced per batch).
+    #[tracing::instrument(name = "recover", skip_all, fields(shard = %config.shard))]
     pub async fn recover(
         config: ShardConfig,
         symbols: &SymbolTable,
@@ -192,7 +193,9 @@ impl Shard {
         Arc::clone(&self.state)
     }
 
-    /// Applies the log until it closes and is drained, then writes a final snapshot.
+    /// Applies the log until it closes and is drained, then writes a final snapshot. Everything
+    /// it logs is in a span carrying the shard.
+    #[tracing::instrument(name = "shard", skip_all, fields(shard = %self.config.shard))]
     pub async fn run(mut self) -> Result<(), ShardError> {
         let shard = self.config.shard;
         // Handles registered once: a labelled macro call builds and looks up its key each time.

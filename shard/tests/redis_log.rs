@@ -4,36 +4,18 @@
 //! outcomes it gives over the embedded journal.
 
 mod common;
+#[path = "support/redis_cluster.rs"]
+mod redis_cluster;
 
 use common::place;
 use exchange_core::*;
 use exchange_shard::*;
 use parking_lot::Mutex;
+use redis_cluster::namespace;
 use std::sync::Arc;
 
 fn cluster() -> Option<Vec<String>> {
-    match std::env::var("EXCHANGE_TEST_REDIS_CLUSTER_URL") {
-        Ok(url) => Some(url.split(',').map(str::to_owned).collect()),
-        Err(_) => {
-            eprintln!(
-                "SKIPPED: Redis Cluster log tests (run infra/redis-cluster.sh up and set \
-                 EXCHANGE_TEST_REDIS_CLUSTER_URL=redis://127.0.0.1:7100)"
-            );
-            None
-        }
-    }
-}
-
-/// A namespace no other run uses.
-fn namespace() -> String {
-    format!(
-        "t{}-{}-",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
+    redis_cluster::cluster("Redis Cluster log tests")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

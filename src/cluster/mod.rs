@@ -29,6 +29,7 @@ use exchange_gateway::bus::Bus;
 use exchange_gateway::shards::{Delivery, Pending, Reader, ShardHandle, Shards, relay};
 use exchange_gateway::{AppState, app};
 use exchange_shard::redis_bus::{RedisSink, subscribe_outcomes};
+use exchange_shard::redis_log::record_shard_count;
 use exchange_shard::redis_query::{self, QueryClient};
 use exchange_shard::{CommandLog, RedisLog};
 use std::sync::Arc;
@@ -39,21 +40,9 @@ const PARKED_IN_GATEWAY: u64 = 4_096;
 
 /// Records the shard count in the cluster, or checks it against the recorded one.
 async fn check_cluster_layout(urls: &[String], namespace: &str, shards: u32) -> anyhow::Result<()> {
-    use redis::AsyncCommands;
-    let mut conn = redis::cluster::ClusterClient::builder(urls.to_vec())
-        .use_protocol(redis::ProtocolVersion::RESP3)
-        .build()?
-        .get_async_connection()
+    let recorded = record_shard_count(urls, namespace, shards)
         .await
-        .context("connecting to Redis Cluster")?;
-    let key = format!("{{{namespace}cluster}}:shards");
-    let _: Option<String> = redis::cmd("SET")
-        .arg(&key)
-        .arg(shards)
-        .arg("NX")
-        .query_async(&mut conn)
-        .await?;
-    let recorded: Option<u64> = conn.get(&key).await?;
+        .context("recording the shard count in Redis Cluster")?;
     check_shard_count("this cluster", recorded, shards)
 }
 
