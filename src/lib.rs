@@ -31,7 +31,7 @@ use exchange_accounts::EmbeddedAccounts;
 use exchange_core::{ShardId, SymbolTable};
 use exchange_functions::host::{self, Background};
 use exchange_functions::worker::Checkpoints;
-use exchange_gateway::bus::Bus;
+use exchange_gateway::feed::Bus;
 use exchange_gateway::shards::{Delivery, Pending, PendingSink, Reader, ShardHandle, Shards};
 use exchange_gateway::{AppState, app};
 use exchange_shard::{

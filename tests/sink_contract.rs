@@ -7,9 +7,9 @@
 
 use exchange_accounts::{Accounts, EmbeddedAccounts, RedisAccounts, RedisBalances};
 use exchange_core::{AccountId, AssetId, ShardId, SymbolTable, Timestamp};
-use exchange_gateway::bus::Bus;
+use exchange_gateway::feed::Bus;
 use exchange_gateway::shards::{Delivery, Pending, PendingSink, relay};
-use exchange_shard::redis_bus::{RedisSink, subscribe_outcomes};
+use exchange_shard::redis_sink::{RedisSink, subscribe_outcomes};
 use exchange_shard::{CommandResult, EventSink, Move, Outcome};
 use std::sync::Arc;
 use std::time::Duration;

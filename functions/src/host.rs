@@ -15,7 +15,7 @@ use exchange_accounts::{EmbeddedAccounts, Transfer, TransferKind};
 use exchange_core::stream::{LedgerEvent, LedgerKind, StreamEvent, StreamRecord};
 use exchange_core::{ShardId, SymbolTable};
 use exchange_shard::EventJournal;
-use exchange_shard::stream::source_name;
+use exchange_shard::events::source_name;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -12,7 +12,7 @@ use crate::{RollupStore, SettleStore, StoreError, Written};
 use async_trait::async_trait;
 use exchange_core::stream::StreamRecord;
 use exchange_core::{ShardId, SymbolTable};
-use exchange_shard::stream::source_name;
+use exchange_shard::events::source_name;
 use exchange_shard::{EventJournal, LogError};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};

@@ -9,7 +9,7 @@
 //! - [`exchange`]: the `Exchange` trait, the seam to the shards the routes use.
 //! - [`shards`]: the `Exchange` over shards' logs (here or in other processes), `Pending`, and
 //!   the one `Delivery` of outcomes to the requests and feeds, in process or relayed.
-//! - [`feed`]: the `Feed` trait, the seam to the live market and private updates; [`bus`] is
+//! - [`feed`]: the `Feed` trait, the seam to the live market and private updates, and `Bus`,
 //!   the in-process feed.
 //! - [`auth`]: signed requests (HMAC-SHA256), permissions and rate limits.
 //! - [`validate`]: request fields to engine values, or errors that name the field.
@@ -20,7 +20,6 @@
 //! - [`routes`]: the handlers; [`app`] puts them together with the middleware.
 
 pub mod auth;
-pub mod bus;
 pub mod dto;
 pub mod error;
 pub mod exchange;

@@ -17,8 +17,8 @@
 //! runs here, or asked of the shard's process over the bus ([`QueryClient`]) when it does not.
 //! Each read asks for one kind of [`Answer`] and takes it apart once ([`Payload`]).
 
-use crate::bus::Bus;
 use crate::exchange::{Exchange, ExchangeError, Read, ShardHealth, Submitted};
+use crate::feed::Bus;
 use async_trait::async_trait;
 use exchange_accounts::{EmbeddedAccounts, Live, RedisAccounts};
 use exchange_core::{

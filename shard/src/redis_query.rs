@@ -10,8 +10,8 @@
 //! Commands never take this path: they go through the log.
 
 use crate::query::{self, Answer, Query};
-use crate::redis_bus::ssubscribe;
 use crate::redis_log::shard_tag;
+use crate::redis_sink::ssubscribe;
 use crate::state::ShardState;
 use exchange_core::ShardId;
 use parking_lot::{Mutex, RwLock};

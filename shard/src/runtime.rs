@@ -3,11 +3,11 @@
 //! A shard runs until its log is closed and everything in it has been applied; then it writes a
 //! final snapshot. Closing the log is how the process shuts a shard down gracefully.
 
+use crate::events::{self, CommandEvents, EventJournal, EventRecord};
 use crate::log::{CommandLog, LogError};
 use crate::sink::EventSink;
 use crate::snapshot::SnapshotStore;
 use crate::state::{CommandResult, Outcome, ShardState, StateError};
-use crate::stream::{self, CommandEvents, EventJournal, EventRecord};
 use exchange_core::{Command, CommandKind, EventKind, ShardId, SymbolTable};
 use metrics::Counter;
 use parking_lot::RwLock;
@@ -133,7 +133,7 @@ impl Shard {
         let snapshot_offset = state.applied();
         let mut events = match events {
             Some(journal) => {
-                let through = stream::last_seq(&journal).await?;
+                let through = events::last_seq(&journal).await?;
                 Some((
                     through,
                     Events {

@@ -3,7 +3,7 @@
 //! The embedded default delivers them in process (to the gateway waiting on each command, and
 //! to market-data subscribers); a cluster deployment publishes them on its bus.
 
-use crate::funds::Move;
+use crate::balances::Move;
 use crate::state::Outcome;
 use exchange_core::ShardId;
 

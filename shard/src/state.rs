@@ -3,7 +3,7 @@
 //! Pure like the engine: no I/O and no clock. Applying the same log records gives the same
 //! outcomes, and a snapshot restores a state that behaves identically.
 
-use crate::funds::{self, FundsState, Move};
+use crate::balances::{self, FundsState, Move};
 use crate::log::LogRecord;
 use crate::market::MarketState;
 use crate::orders::{OrderStore, OrderStoreSnapshot};
@@ -195,7 +195,7 @@ impl ShardState {
         let account = rec.cmd.account();
         let give_back = |moves: &mut Vec<Move>| {
             if rec.hold.amount > 0 {
-                moves.push(funds::release(
+                moves.push(balances::release(
                     account,
                     rec.hold.asset,
                     rec.hold.amount as i128,

@@ -168,12 +168,12 @@ async fn outcomes_reach_a_subscribed_gateway_over_sharded_pubsub() {
     let expected = run(Arc::new(journal), &dir.path().join("a"), records.clone()).await;
 
     // The gateway subscribes first; then the shard runs over the cluster log and bus.
-    let mut outcomes = exchange_shard::redis_bus::subscribe_outcomes(&urls, &ns, &[ShardId(0)])
+    let mut outcomes = exchange_shard::redis_sink::subscribe_outcomes(&urls, &ns, &[ShardId(0)])
         .await
         .unwrap();
     let log: Arc<dyn CommandLog> = Arc::new(RedisLog::open(&urls, &ns, ShardId(0)).await.unwrap());
     let sink = Arc::new(
-        exchange_shard::redis_bus::RedisSink::connect(&urls, &ns, None)
+        exchange_shard::redis_sink::RedisSink::connect(&urls, &ns, None)
             .await
             .unwrap(),
     );

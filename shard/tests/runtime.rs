@@ -376,7 +376,7 @@ async fn an_event_journal_of_the_older_format_is_read_on_after_new_records() {
     assert!(matches!(read[0].1, EventRecord::Stream(_)));
     assert!(matches!(read[10].1, EventRecord::Command(_)));
     assert_eq!(
-        exchange_shard::stream::last_seq(&events).await.unwrap(),
+        exchange_shard::events::last_seq(&events).await.unwrap(),
         commands.last().unwrap().offset
     );
     // Both read as the same stream records.

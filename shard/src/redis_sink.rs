@@ -7,7 +7,7 @@
 //! never commands (those go through the log). A gateway that misses an outcome (disconnected at
 //! that moment) times its request out, and the order, which is in the log, can be read back.
 
-use crate::funds::Move;
+use crate::balances::Move;
 use crate::redis_log::shard_tag;
 use crate::sink::{BalanceMoves, EventSink};
 use crate::state::Outcome;

@@ -43,3 +43,6 @@ pub trait Feed: Send + Sync + 'static {
     /// Subscribes to an account's private updates.
     fn private(&self, account: AccountId) -> broadcast::Receiver<Arc<PrivateUpdate>>;
 }
+
+mod local;
+pub use local::Bus;

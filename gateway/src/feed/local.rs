@@ -4,7 +4,7 @@
 //! Work is done only for what someone listens to: a symbol's update is built only while its
 //! channel has a receiver, an account's only while it has a subscriber.
 
-use crate::feed::{Feed, MarketUpdate, PrivateUpdate};
+use super::{Feed, MarketUpdate, PrivateUpdate};
 use exchange_accounts::{Balance, Live};
 use exchange_core::{AccountId, AssetId, EventKind, SymbolId, SymbolTable, Trade};
 use exchange_shard::{CommandResult, Outcome};
