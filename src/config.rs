@@ -143,6 +143,12 @@ pub struct Config {
     #[arg(long, env = "EXCHANGE_PIN_WORKERS", default_value_t = false, action = ArgAction::Set,
         num_args = 0..=1, default_missing_value = "true")]
     pub pin_workers: bool,
+
+    /// Demo mode (the one-process exchange only): seed demo accounts and run market-making and
+    /// taker bots against the exchange's public API, and offer a demo key to the dashboard.
+    #[arg(long, env = "EXCHANGE_DEMO", default_value_t = false, action = ArgAction::Set,
+        num_args = 0..=1, default_missing_value = "true")]
+    pub demo: bool,
 }
 
 impl Config {

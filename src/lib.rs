@@ -33,13 +33,14 @@ use exchange_functions::host::{self, Background};
 use exchange_functions::worker::Checkpoints;
 use exchange_gateway::feed::Bus;
 use exchange_gateway::shards::{Delivery, Pending, PendingSink, Reader, ShardHandle, Shards};
+use exchange_gateway::dashboard::DemoCredentials;
 use exchange_gateway::{AppState, app};
 use exchange_shard::{
     CommandLog, EventJournal, Journal, JournalConfig, Shard, ShardConfig, SnapshotStore,
 };
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -81,6 +82,8 @@ pub struct Running {
     pub accounts: Arc<EmbeddedAccounts>,
     /// The feeds (for tests: who listens to what).
     pub bus: Arc<Bus>,
+    /// The demo key the dashboard's "try the demo account" button gets (`--demo`).
+    pub demo: Arc<OnceLock<DemoCredentials>>,
     service: Service,
 }
 
@@ -332,14 +335,16 @@ pub async fn start(
 
     let timeout = Duration::from_millis(config.request_timeout_ms);
     let exchange = Arc::new(Shards::new(Arc::clone(&symbols), handles, pending, timeout));
-    let router = app(AppState::new(
+    let state = AppState::new(
         exchange,
         accounts.clone(),
         bus.clone(),
         config.rate_limits(),
         config.ws_config(),
     )
-    .with_history(stores.rollup.clone()));
+    .with_history(stores.rollup.clone());
+    let demo = Arc::clone(&state.demo);
+    let router = app(state);
     let after = async move {
         // Every request has been answered; close the logs so the matchers drain and stop.
         // (Closing waits for the journal's writer thread: off the async workers.)
@@ -365,6 +370,35 @@ pub async fn start(
         addr: service.addr,
         accounts,
         bus,
+        demo,
         service,
     })
+}
+
+/// `--demo`: seeds the demo accounts with the admin key (or finds them in the data directory),
+/// offers the trader's key to the dashboard, prints it, and starts the bots, which stop when
+/// `stop` turns true.
+pub async fn start_demo(
+    running: &Running,
+    data_dir: &Path,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<exchange_demo::Bots> {
+    let mut addr = running.addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let admin = exchange_client::read_credentials(&data_dir.join(exchange_client::KEY_FILE))?;
+    let (accounts, bots) = exchange_demo::start(&format!("http://{addr}"), admin, data_dir, stop)
+        .await
+        .context("starting the demo")?;
+    let trader = &accounts.trader;
+    let _ = running.demo.set(DemoCredentials {
+        key: trader.key_id.clone(),
+        secret: trader.secret.clone(),
+    });
+    println!(
+        "demo: bots are trading; open http://{addr}/ and press \"Try the demo account\", or sign in with key {} and secret {} (account {})",
+        trader.key_id, trader.secret, trader.account
+    );
+    Ok(bots)
 }

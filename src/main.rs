@@ -24,6 +24,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(Cli { config, command }: Cli) -> anyhow::Result<()> {
+    if config.demo && command.is_some() {
+        anyhow::bail!("--demo runs with the one-process exchange (no subcommand)");
+    }
     if let Some(Command::Admin(args)) = command {
         return exchange::admin::run(&config, args).await;
     }
@@ -40,9 +43,23 @@ async fn run(Cli { config, command }: Cli) -> anyhow::Result<()> {
             shard.wait().await
         }
         _ => {
-            let running = exchange::start(config, shutdown_signal()).await?;
+            let (demo, data_dir) = (config.demo, config.data_dir.clone());
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let signal = async move {
+                shutdown_signal().await;
+                let _ = stop.send(true);
+            };
+            let running = exchange::start(config, signal).await?;
             println!("exchange listening on http://{}", running.addr);
-            running.wait().await
+            let bots = match demo {
+                true => Some(exchange::start_demo(&running, &data_dir, stopped).await?),
+                false => None,
+            };
+            running.wait().await?;
+            if let Some(bots) = bots {
+                bots.wait().await;
+            }
+            Ok(())
         }
     }
 }

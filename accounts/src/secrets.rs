@@ -6,8 +6,6 @@
 //! one process is checked by any other holding the same master key.
 
 use crate::Secret;
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Why the master key could not be had.
@@ -47,20 +45,7 @@ pub fn master_key(dir: &Path, configured: Option<&str>) -> Result<[u8; 32], Mast
     }
 }
 
-/// Writes a file only its owner can read, durably.
-pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(contents)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
+pub use exchange_client::write_private;
 
 pub fn random<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];

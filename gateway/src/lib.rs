@@ -18,8 +18,10 @@
 //! - [`extract`]: the JSON body extractor.
 //! - [`ws`]: the WebSocket tier (`GET /ws`): market data fan-out and private order updates.
 //! - [`routes`]: the handlers; [`app`] puts them together with the middleware.
+//! - [`dashboard`]: the trading screen, built into the binary and served at `/`.
 
 pub mod auth;
+pub mod dashboard;
 pub mod dto;
 pub mod error;
 pub mod exchange;
@@ -39,9 +41,9 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
-use exchange_core::{ErrorCode, SymbolId, SymbolSpec, Timestamp};
+use exchange_core::{SymbolId, SymbolSpec, Timestamp};
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::collections::HashMap;
@@ -84,6 +86,8 @@ pub struct Shared {
     pub http_metrics: Arc<HttpMetrics>,
     /// Candles and trade history (the rollup store), when there is one.
     pub history: Option<Arc<dyn exchange_functions::RollupStore>>,
+    /// The demo account's key, set while `exchange --demo` runs (for the dashboard's button).
+    pub demo: Arc<OnceLock<dashboard::DemoCredentials>>,
 }
 
 impl AppState {
@@ -105,6 +109,7 @@ impl AppState {
             metrics: metrics_handle(),
             http_metrics: Arc::default(),
             history: None,
+            demo: Arc::default(),
         }))
     }
 
@@ -217,6 +222,7 @@ pub fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .routes(routes!(system::health))
         .routes(routes!(system::metrics))
         .routes(routes!(ws::ws))
+        .routes(routes!(dashboard::demo_credentials))
         .split_for_parts()
 }
 
@@ -230,7 +236,7 @@ pub fn app(state: AppState) -> Router {
             "/openapi.json",
             get(move || async move { axum::Json(api.as_ref().clone()) }),
         )
-        .fallback(not_found)
+        .fallback(dashboard::serve)
         .with_state(state.clone())
         // One layer, outermost first: each `Router::layer` call wraps every route in a boxed
         // service of its own, which every request clones and whose future it boxes.
@@ -243,11 +249,6 @@ pub fn app(state: AppState) -> Router {
                 .layer(middleware::from_fn_with_state(state, edge))
                 .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES)),
         )
-}
-
-async fn not_found() -> Response {
-    error::ApiError::new(ErrorCode::NotFound, "no such route (see GET /openapi.json)")
-        .into_response()
 }
 
 /// What every request goes through, outermost first: its metrics, the rate limits, and JSON
