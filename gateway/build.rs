@@ -34,11 +34,14 @@ fn main() {
     let out = dashboard.join("out");
     if std::env::var("EXCHANGE_DASHBOARD_BUILD").as_deref() != Ok("0") && dashboard.exists() {
         // Two builds of the gateway (say clippy and the tests) must not run npm at once.
-        let lock = std::fs::File::create(dashboard.join(".build-lock")).expect("dashboard lock file");
+        let lock =
+            std::fs::File::create(dashboard.join(".build-lock")).expect("dashboard lock file");
         lock.lock().expect("locking the dashboard build");
         if stale(&dashboard, &out) {
             if let Err(e) = npm_build(&dashboard) {
-                println!("cargo:warning=the dashboard was not built ({e}); / serves a page saying how to build it");
+                println!(
+                    "cargo:warning=the dashboard was not built ({e}); / serves a page saying how to build it"
+                );
             }
         }
     }
@@ -124,7 +127,9 @@ fn embed(out: &Path) -> String {
         files(out, out, &mut list);
     }
     list.sort();
-    let mut code = String::from("/// The dashboard's built files: path, ETag, contents.\npub static ASSETS: &[(&str, &str, &[u8])] = &[\n");
+    let mut code = String::from(
+        "/// The dashboard's built files: path, ETag, contents.\npub static ASSETS: &[(&str, &str, &[u8])] = &[\n",
+    );
     for (path, file) in &list {
         let bytes = std::fs::read(file).expect("reading a dashboard file");
         let _ = writeln!(

@@ -31,9 +31,9 @@ use exchange_accounts::EmbeddedAccounts;
 use exchange_core::{ShardId, SymbolTable};
 use exchange_functions::host::{self, Background};
 use exchange_functions::worker::Checkpoints;
+use exchange_gateway::dashboard::DemoCredentials;
 use exchange_gateway::feed::Bus;
 use exchange_gateway::shards::{Delivery, Pending, PendingSink, Reader, ShardHandle, Shards};
-use exchange_gateway::dashboard::DemoCredentials;
 use exchange_gateway::{AppState, app};
 use exchange_shard::{
     CommandLog, EventJournal, Journal, JournalConfig, Shard, ShardConfig, SnapshotStore,

@@ -57,15 +57,20 @@ struct Market {
 
 impl Market {
     fn price(&self, ticks: u64) -> String {
-        (self.rules.tick_size * Decimal::from(ticks)).normalize().to_string()
+        (self.rules.tick_size * Decimal::from(ticks))
+            .normalize()
+            .to_string()
     }
     fn qty(&self, lots: u64) -> String {
-        (self.rules.lot_size * Decimal::from(lots)).normalize().to_string()
+        (self.rules.lot_size * Decimal::from(lots))
+            .normalize()
+            .to_string()
     }
     /// The lots of an order worth between 20 and 400 times the minimum notional at `ticks`.
     fn lots(&self, rng: &mut Rng, ticks: u64) -> u64 {
         let r = &self.rules;
-        let notional = r.min_notional.max(r.tick_size * r.lot_size) * Decimal::from(rng.range(20, 400));
+        let notional =
+            r.min_notional.max(r.tick_size * r.lot_size) * Decimal::from(rng.range(20, 400));
         let per_lot = r.tick_size * Decimal::from(ticks) * r.lot_size;
         let min_lots = (r.min_quantity / r.lot_size).ceil();
         let lots = (notional / per_lot).floor().max(min_lots);
@@ -74,7 +79,9 @@ impl Market {
     /// A quote amount worth `lots` at `ticks`, in whole notional units (tick × lot).
     fn quote(&self, ticks: u64, lots: u64) -> String {
         let unit = self.rules.tick_size * self.rules.lot_size;
-        (unit * Decimal::from(ticks) * Decimal::from(lots)).normalize().to_string()
+        (unit * Decimal::from(ticks) * Decimal::from(lots))
+            .normalize()
+            .to_string()
     }
 }
 
@@ -101,10 +108,17 @@ impl Bots {
             let (_, ticker) = client(&accounts.maker)
                 .send(Method::GET, &format!("/market-data/{}", s.symbol), None)
                 .await?;
-            let last = ticker["last_price"].as_str().and_then(|p| p.parse::<Decimal>().ok());
+            let last = ticker["last_price"]
+                .as_str()
+                .and_then(|p| p.parse::<Decimal>().ok());
             let price = last.unwrap_or_else(|| reference_price(s));
-            let home = u64::try_from((price / s.tick_size).round()).unwrap_or(10_000).max(100);
-            markets.push(Market { rules: s.clone(), home });
+            let home = u64::try_from((price / s.tick_size).round())
+                .unwrap_or(10_000)
+                .max(100);
+            markets.push(Market {
+                rules: s.clone(),
+                home,
+            });
         }
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -112,10 +126,20 @@ impl Bots {
         let mut tasks = JoinSet::new();
         for (i, m) in markets.iter().enumerate() {
             let maker = client(&accounts.maker);
-            tasks.spawn(make(maker, m.clone(), Rng::new(seed ^ (i as u64 + 1) << 8), stop.clone()));
+            tasks.spawn(make(
+                maker,
+                m.clone(),
+                Rng::new(seed ^ (i as u64 + 1) << 8),
+                stop.clone(),
+            ));
         }
         for (i, t) in accounts.takers.iter().enumerate() {
-            tasks.spawn(take(client(t), markets.clone(), Rng::new(seed ^ (0x1000 + i as u64)), stop.clone()));
+            tasks.spawn(take(
+                client(t),
+                markets.clone(),
+                Rng::new(seed ^ (0x1000 + i as u64)),
+                stop.clone(),
+            ));
         }
         Ok(Self { tasks })
     }
@@ -153,8 +177,16 @@ async fn make(client: Client, m: Market, mut rng: Rng, mut stop: watch::Receiver
     while pause(&mut stop, rng.range(700, 1500)).await {
         let step = (mid / 4000).max(1);
         let drift = rng.range(0, 6) as i64 - 3;
-        let pull = if mid > m.home + 50 * step { -1 } else if mid + 50 * step < m.home { 1 } else { 0 };
-        mid = mid.saturating_add_signed((drift + pull) * step as i64).max(LEVELS * step + 1);
+        let pull = if mid > m.home + 50 * step {
+            -1
+        } else if mid + 50 * step < m.home {
+            1
+        } else {
+            0
+        };
+        mid = mid
+            .saturating_add_signed((drift + pull) * step as i64)
+            .max(LEVELS * step + 1);
         let mut placed = Vec::new();
         for level in 1..=LEVELS {
             for (side, ticks) in [("BUY", mid - level * step), ("SELL", mid + level * step)] {
@@ -172,7 +204,9 @@ async fn make(client: Client, m: Market, mut rng: Rng, mut stop: watch::Receiver
             }
         }
         for id in live.drain(..) {
-            let _ = client.send(Method::DELETE, &format!("/orders/{id}"), None).await;
+            let _ = client
+                .send(Method::DELETE, &format!("/orders/{id}"), None)
+                .await;
         }
         live = placed;
     }
@@ -189,7 +223,9 @@ async fn take(client: Client, markets: Vec<Market>, mut rng: Rng, mut stop: watc
             json!({"symbol": m.rules.symbol, "side": "SELL", "type": "MARKET", "quantity": m.qty(lots)})
         };
         match client.send(Method::POST, "/orders", Some(&order)).await {
-            Ok((status, answer)) if status >= 300 => tracing::debug!(status, %answer, "demo taker refused"),
+            Ok((status, answer)) if status >= 300 => {
+                tracing::debug!(status, %answer, "demo taker refused")
+            }
             Ok(_) => {}
             Err(_) if *stop.borrow() => return,
             Err(e) => tracing::warn!(error = %e, "demo taker"),
@@ -224,8 +260,12 @@ mod tests {
         let mut rng = Rng::new(42);
         for _ in 0..1000 {
             let lots = m.lots(&mut rng, m.home);
-            let notional = m.rules.tick_size * Decimal::from(m.home) * m.rules.lot_size * Decimal::from(lots);
-            assert!(notional >= m.rules.min_notional, "{lots} lots is {notional}");
+            let notional =
+                m.rules.tick_size * Decimal::from(m.home) * m.rules.lot_size * Decimal::from(lots);
+            assert!(
+                notional >= m.rules.min_notional,
+                "{lots} lots is {notional}"
+            );
             assert!(notional <= Decimal::from(401), "{lots} lots is {notional}");
         }
         // 0.01 × 0.00001 per unit: a quote amount is a whole number of them.

@@ -91,16 +91,26 @@ async fn account(
 
 /// The demo's accounts: the ones `data_dir/demo.json` names when they still work, otherwise
 /// new ones, created and funded with the admin key and saved there.
-pub async fn seed(admin: &Client, symbols: &[Symbol], data_dir: &Path) -> Result<DemoAccounts, DemoError> {
+pub async fn seed(
+    admin: &Client,
+    symbols: &[Symbol],
+    data_dir: &Path,
+) -> Result<DemoAccounts, DemoError> {
     let path = data_dir.join(STATE_FILE);
     if let Ok(text) = std::fs::read_to_string(&path)
         && let Ok(saved) = serde_json::from_str::<DemoAccounts>(&text)
     {
-        let (status, _) = admin.with_key(saved.maker.clone()).send(Method::GET, "/account", None).await?;
+        let (status, _) = admin
+            .with_key(saved.maker.clone())
+            .send(Method::GET, "/account", None)
+            .await?;
         if status == 200 {
             return Ok(saved);
         }
-        tracing::warn!(status, "the saved demo keys no longer work: creating new demo accounts");
+        tracing::warn!(
+            status,
+            "the saved demo keys no longer work: creating new demo accounts"
+        );
     }
     let assets: BTreeSet<String> = symbols
         .iter()

@@ -143,17 +143,15 @@ pub struct DemoCredentials {
 /// `exchange --demo` runs; otherwise 404.
 #[utoipa::path(get, path = "/demo/credentials", tag = "exchange",
     responses((status = 200, body = DemoCredentials), (status = 404, description = "not in demo mode")))]
-pub async fn demo_credentials(State(app): State<AppState>) -> Result<axum::Json<DemoCredentials>, ApiError> {
-    app.demo
-        .get()
-        .cloned()
-        .map(axum::Json)
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::NotFound,
-                "the exchange is not running in demo mode (start it with --demo)",
-            )
-        })
+pub async fn demo_credentials(
+    State(app): State<AppState>,
+) -> Result<axum::Json<DemoCredentials>, ApiError> {
+    app.demo.get().cloned().map(axum::Json).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::NotFound,
+            "the exchange is not running in demo mode (start it with --demo)",
+        )
+    })
 }
 
 #[cfg(test)]
@@ -163,7 +161,10 @@ mod tests {
     #[test]
     fn assets_are_sorted_for_lookup_and_typed_by_extension() {
         assert!(built::ASSETS.windows(2).all(|w| w[0].0 < w[1].0));
-        assert_eq!(content_type("/_next/static/chunks/a.js"), "text/javascript; charset=utf-8");
+        assert_eq!(
+            content_type("/_next/static/chunks/a.js"),
+            "text/javascript; charset=utf-8"
+        );
         assert_eq!(content_type("/index.html"), "text/html; charset=utf-8");
         assert_eq!(content_type("/x.unknown"), "application/octet-stream");
     }
@@ -171,7 +172,10 @@ mod tests {
     #[test]
     fn only_a_browser_asking_for_a_page_gets_the_screen() {
         let mut html = HeaderMap::new();
-        html.insert(header::ACCEPT, HeaderValue::from_static("text/html,application/xhtml+xml"));
+        html.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("text/html,application/xhtml+xml"),
+        );
         assert!(wants_page(&Method::GET, &html, "/trade/BTC-USD"));
         assert!(!wants_page(&Method::POST, &html, "/trade"));
         assert!(!wants_page(&Method::GET, &html, "/missing.js"));

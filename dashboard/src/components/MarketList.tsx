@@ -32,7 +32,7 @@ export default function MarketList() {
                 className={`cursor-pointer hover:bg-[#1d2230] ${s.symbol === current ? "bg-[#1d2230]" : ""}`}
                 onClick={() => store.select(s.symbol)}
               >
-                <td className="px-2 py-1">
+                <td className="px-2 py-1 whitespace-nowrap">
                   <a
                     href={`?symbol=${s.symbol}`}
                     onClick={(e) => {

@@ -2,7 +2,7 @@
 
 import { type FormEvent, useEffect, useState } from "react";
 import { ApiError, type Order } from "@/lib/api";
-import { group } from "@/lib/format";
+import { fmt, group } from "@/lib/format";
 import { store } from "@/lib/store";
 import { useSelect } from "@/lib/use";
 import {
@@ -10,6 +10,7 @@ import {
   type OrderForm as Form,
   type OrderKind,
   type Side,
+  type SymbolRules,
   type TimeInForce,
   quantityOf,
   totalOf,
@@ -23,18 +24,19 @@ type Result =
 let sequence = 0;
 const clientOrderId = () => `web-${Date.now().toString(36)}-${(sequence++).toString(36)}`;
 
-/** What an execution report means for the trader, in one line. */
-export function describe(o: Order, base: string, quote: string): string {
-  const avg = o.average_price ? ` at an average of ${o.average_price} ${quote}` : "";
+/** What an execution report means for the trader, in one line, in the symbol's precision. */
+export function describe(o: Order, r: SymbolRules): string {
+  const q = (v: string) => `${fmt(v, r.lot_size)} ${r.base}`;
+  const avg = o.average_price ? ` at an average of ${fmt(o.average_price, r.tick_size)} ${r.quote}` : "";
   switch (o.status) {
     case "FILLED":
-      return `Filled ${o.filled_quantity} ${base}${avg}`;
+      return `Filled ${q(o.filled_quantity)}${avg}`;
     case "NEW":
-      return `Resting: ${o.remaining_quantity} ${base} at ${o.price} ${quote}`;
+      return `Resting: ${q(o.remaining_quantity)} at ${fmt(o.price, r.tick_size)} ${r.quote}`;
     case "PARTIALLY_FILLED":
-      return `Partially filled ${o.filled_quantity} ${base}${avg}; ${o.remaining_quantity} resting at ${o.price}`;
+      return `Partially filled ${q(o.filled_quantity)}${avg}; ${q(o.remaining_quantity)} resting at ${fmt(o.price, r.tick_size)}`;
     case "CANCELLED": {
-      const filled = o.filled_quantity.replace(/[0.]/g, "") ? `, after filling ${o.filled_quantity} ${base}${avg}` : "";
+      const filled = /[1-9]/.test(o.filled_quantity) ? `, after filling ${q(o.filled_quantity)}${avg}` : "";
       return `Cancelled (${o.cancel_reason ?? "USER"})${filled}`;
     }
   }
@@ -224,7 +226,7 @@ export default function OrderForm() {
           )}
           {!error && result?.kind === "done" && (
             <p className={result.order.status === "CANCELLED" ? "text-amber-400" : "text-up"} data-testid="order-done">
-              {describe(result.order, rules.base, rules.quote)}
+              {describe(result.order, rules)}
             </p>
           )}
         </div>

@@ -120,7 +120,7 @@ export default function PriceChart() {
   }, [symbol, interval, epoch]);
 
   return (
-    <section className="panel flex h-[380px] flex-col xl:h-[440px]" aria-label="Price chart">
+    <section className="panel flex h-[380px] flex-col xl:h-full xl:min-h-[440px]" aria-label="Price chart">
       <div className="panel-title">
         <span>Chart</span>
         <div className="ml-2 flex gap-1" role="tablist" aria-label="Interval">

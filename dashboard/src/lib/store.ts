@@ -54,8 +54,14 @@ export class Store {
   version = 0;
 
   private ws: WebSocket | null = null;
-  private wanted = new Set<string>();
-  private subscribed = new Set<string>();
+  wanted = new Set<string>();
+  subscribed = new Set<string>();
+  /** Subscribe requests awaiting their answer, by id: a refused one is sent again without
+   *  the channel at fault. */
+  private pendingSubscribes = new Map<number, string[]>();
+  /** Channels the server refused on this connection (not asked for again until it changes). */
+  private refused = new Set<string>();
+  private nextId = 1;
   private listeners = new Map<string, Set<Listener>>();
   private subscribers = new Set<() => void>();
   private frame = 0;
@@ -94,6 +100,8 @@ export class Store {
   async start(symbol: string | null) {
     if (this.started) return;
     this.started = true;
+    // For the browser test and the curious: the live state, read-only by convention.
+    (window as unknown as { __exchange: Store }).__exchange = this;
     const saved = sessionStorage.getItem(CREDS_KEY);
     if (saved) this.creds = JSON.parse(saved);
     await this.loadSymbols();
@@ -157,6 +165,8 @@ export class Store {
     const ws = new WebSocket(this.url());
     this.ws = ws;
     this.subscribed.clear();
+    this.pendingSubscribes.clear();
+    this.refused.clear();
     this.authed = false;
     ws.onopen = () => {
       if (this.ws !== ws) return;
@@ -165,7 +175,7 @@ export class Store {
       this.status = "live";
       this.epoch += 1;
       this.book = emptyBook();
-      this.sync();
+      this.want();
       if (this.creds) void this.authenticate();
       void this.loadMarket();
       this.changed();
@@ -206,12 +216,17 @@ export class Store {
 
   /** Brings the server's subscriptions in line with what the screen wants. */
   private sync() {
-    const add = [...this.wanted].filter((c) => !this.subscribed.has(c));
+    const add = [...this.wanted].filter((c) => !this.subscribed.has(c) && !this.refused.has(c));
     const drop = [...this.subscribed].filter((c) => !this.wanted.has(c));
     if (this.ws?.readyState !== WebSocket.OPEN) return;
     if (drop.length) this.send({ op: "unsubscribe", channels: drop });
-    if (add.length) this.send({ op: "subscribe", channels: add });
-    this.subscribed = new Set(this.wanted);
+    if (add.length) {
+      const id = this.nextId++;
+      this.pendingSubscribes.set(id, add);
+      this.send({ op: "subscribe", id, channels: add });
+    }
+    for (const c of drop) this.subscribed.delete(c);
+    for (const c of add) this.subscribed.add(c);
   }
 
   private want() {
@@ -235,7 +250,8 @@ export class Store {
     return () => {
       set.delete(fn);
       if (set.size === 0) this.listeners.delete(channel);
-      this.want();
+      // Deferred: a component that listens again at once (new props) keeps its subscription.
+      queueMicrotask(() => this.want());
     };
   }
 
@@ -309,8 +325,12 @@ export class Store {
         this.changed();
         return;
       }
+      case "subscribed":
+        this.pendingSubscribes.delete(msg.id as number);
+        return;
       case "authenticated":
         this.authed = true;
+        this.refused.delete("orders");
         this.want();
         return;
       case "execution_report":
@@ -319,9 +339,18 @@ export class Store {
       case "balance":
         this.onBalance(msg as unknown as Balance);
         return;
-      case "error":
-        if (channel?.startsWith("book.")) this.resync(channel);
+      case "error": {
+        // A refused subscribe subscribes to none of its channels: ask again without the one
+        // at fault.
+        const asked = this.pendingSubscribes.get(msg.id as number);
+        if (asked) {
+          this.pendingSubscribes.delete(msg.id as number);
+          for (const c of asked) this.subscribed.delete(c);
+          this.refused.add(channel ?? asked[0]);
+          this.sync();
+        }
         return;
+      }
     }
     if (channel) for (const fn of this.listeners.get(channel) ?? []) fn(msg);
   }
