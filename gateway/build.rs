@@ -32,17 +32,23 @@ fn main() {
         println!("cargo:rerun-if-changed={}", dashboard.join(s).display());
     }
     let out = dashboard.join("out");
+    // A new export (by hand, or by the test script) means a new table: the old one would name
+    // files the export removed.
+    println!(
+        "cargo:rerun-if-changed={}",
+        out.join("index.html").display()
+    );
     if std::env::var("EXCHANGE_DASHBOARD_BUILD").as_deref() != Ok("0") && dashboard.exists() {
         // Two builds of the gateway (say clippy and the tests) must not run npm at once.
         let lock =
             std::fs::File::create(dashboard.join(".build-lock")).expect("dashboard lock file");
         lock.lock().expect("locking the dashboard build");
-        if stale(&dashboard, &out) {
-            if let Err(e) = npm_build(&dashboard) {
-                println!(
-                    "cargo:warning=the dashboard was not built ({e}); / serves a page saying how to build it"
-                );
-            }
+        if stale(&dashboard, &out)
+            && let Err(e) = npm_build(&dashboard)
+        {
+            println!(
+                "cargo:warning=the dashboard was not built ({e}); / serves a page saying how to build it"
+            );
         }
     }
     let dest = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo")).join("dashboard.rs");

@@ -10,6 +10,23 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "Node.js, the dashboard's packages and Chromium (dashboard/)"
+# Node.js 20.9+ builds the dashboard (Next.js 16); Debian's chromium runs its browser test.
+node_ok() { command -v node >/dev/null && node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=9)?0:1)'; }
+node_ok || { echo "Node.js 20.9 or newer is needed to build and test the dashboard" >&2; exit 1; }
+sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
+if [ ! -x /usr/bin/chromium ]; then
+    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -q chromium >/dev/null ||
+        { $sudo_ apt-get update -q && DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -q chromium >/dev/null; }
+fi
+export NEXT_TELEMETRY_DISABLED=1
+(cd dashboard && npm ci --no-audit --no-fund && npm run build)
+# The exchange's build embeds what was just built; the test below checks that it did.
+export EXCHANGE_DASHBOARD_REQUIRED=1
+
+step "dashboard unit tests (Vitest)"
+(cd dashboard && npm test)
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -21,7 +38,6 @@ step "PostgreSQL for the rollup store's tests (127.0.0.1:5432)"
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
 if ! pg_up; then
     if ! command -v pg_ctlcluster >/dev/null; then
-        sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
         DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -q postgresql >/dev/null
     fi
     version="$(ls /etc/postgresql | sort -V | tail -1)"
@@ -45,6 +61,10 @@ skipped
 
 step "cargo test (optimised: the property tests run long random sequences)"
 cargo test --workspace --profile ci --locked
+
+step "dashboard browser test (chromium against target/ci/exchange; screenshots in target/dashboard-e2e)"
+(cd dashboard && EXCHANGE_BIN=../target/ci/exchange npm run e2e)
+ls target/dashboard-e2e
 
 step "done"
 skipped

@@ -568,6 +568,8 @@ async fn symbols_health_metrics_and_openapi() {
         ("/admin/withdrawals", "post"),
         ("/ws", "get"),
         ("/admin/totals", "get"),
+        // Tested in tests/dashboard.rs.
+        ("/demo/credentials", "get"),
     ];
     for (path, method) in expected {
         assert!(

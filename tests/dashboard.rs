@@ -18,7 +18,7 @@ async fn page(ex: &TestExchange, path: &str, accept: &str) -> reqwest::Response 
         .expect("answered")
 }
 
-fn head<'a>(r: &'a reqwest::Response, name: header::HeaderName) -> &'a str {
+fn head(r: &reqwest::Response, name: header::HeaderName) -> &str {
     r.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())

@@ -32,8 +32,9 @@ export async function freePort() {
 }
 
 export class Exchange {
-  constructor(port) {
+  constructor(port, args = []) {
     this.port = port;
+    this.args = args;
     this.dataDir = mkdtempSync(join(tmpdir(), "exchange-e2e-"));
     this.url = `http://127.0.0.1:${port}`;
     this.proc = null;
@@ -43,7 +44,7 @@ export class Exchange {
   async start() {
     const proc = spawn(
       exchangeBin(),
-      ["--listen", `127.0.0.1:${this.port}`, "--data-dir", this.dataDir, "--log", "warn", "--fsync", "false"],
+      ["--listen", `127.0.0.1:${this.port}`, "--data-dir", this.dataDir, "--log", "warn", "--fsync", "false", ...this.args],
       { stdio: ["ignore", "pipe", "inherit"] },
     );
     this.proc = proc;

@@ -106,6 +106,8 @@ try {
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   page = await context.newPage();
   page.on("pageerror", (e) => console.log(`page error: ${e.message}`));
+  let sockets = 0;
+  page.on("websocket", () => (sockets += 1));
   page.on("console", (m) => m.type() === "error" && !m.text().includes("404") && console.log(`console: ${m.text()}`));
   if (process.env.DEBUG_WS) {
     page.on("websocket", (ws) => {
@@ -263,6 +265,25 @@ try {
     figures.longest_task_ms = Math.round(Math.max(0, ...tasks));
     figures.book_levels = b.bids.length + b.asks.length;
     figures.book_resyncs = b.resyncs;
+  });
+
+  await step("a tab hidden for a while re-syncs from fresh snapshots when it comes back", async () => {
+    const before = sockets;
+    const hide = (hidden) =>
+      page.evaluate((h) => {
+        Object.defineProperty(document, "hidden", { configurable: true, get: () => h });
+        document.dispatchEvent(new Event("visibilitychange"));
+      }, hidden);
+    await hide(true);
+    await page.waitForTimeout(5500);
+    await hide(false);
+    await until(() => document.querySelector('[data-testid="status"]')?.dataset.status === "live", "the live status");
+    check(sockets > before, "a new connection after the tab came back");
+    await until(() => window.__exchange.book.seq >= 0, "a fresh snapshot");
+    const depth = await (await fetch(`${exchange.url}/market-data/${SYMBOL}/depth?limit=1000`)).json();
+    await page.waitForFunction((seq) => window.__exchange.book.seq >= seq, depth.sequence, { timeout: STEP_TIMEOUT });
+    const b = await pageBook();
+    check(b.bids.length + b.asks.length === depth.bids.length + depth.asks.length, "the whole book again");
   });
 
   await step("cancel all from the keyboard", async () => {

@@ -5,7 +5,7 @@ import type { Order } from "@/lib/api";
 import { clock, fmt, group } from "@/lib/format";
 import { store } from "@/lib/store";
 import { useSelect } from "@/lib/use";
-import { CANCEL_ALL_SHORTCUT } from "./Dashboard";
+import { CANCEL_ALL_SHORTCUT } from "@/lib/keys";
 
 const TABS = ["Balances", "Open orders", "Order history", "Fills"] as const;
 type Tab = (typeof TABS)[number];
@@ -64,6 +64,19 @@ const orderHead = (
   </tr>
 );
 
+function OrderTable({ orders, cancel, testId }: { orders: Order[]; cancel?: boolean; testId: string }) {
+  return (
+    <table className="w-full" data-testid={testId}>
+      <thead className="text-[11px] text-dim">{orderHead}</thead>
+      <tbody>
+        {orders.map((o) => (
+          <OrderRow key={o.order_id} o={o} cancel={cancel} />
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
 /** Balances, open orders, order history and fills, live from the private `orders` channel. */
 export default function AccountPanel() {
   const account = useSelect((s) => s.account);
@@ -120,23 +133,9 @@ export default function AccountPanel() {
             </tbody>
           </table>
         ) : tab === "Open orders" ? (
-          <table className="w-full" data-testid="open-orders">
-            <thead className="text-[11px] text-dim">{orderHead}</thead>
-            <tbody>
-              {open.map((o) => (
-                <OrderRow key={o.order_id} o={o} cancel />
-              ))}
-            </tbody>
-          </table>
+          <OrderTable orders={open} cancel testId="open-orders" />
         ) : tab === "Order history" ? (
-          <table className="w-full" data-testid="order-history">
-            <thead className="text-[11px] text-dim">{orderHead}</thead>
-            <tbody>
-              {history.map((o) => (
-                <OrderRow key={o.order_id} o={o} />
-              ))}
-            </tbody>
-          </table>
+          <OrderTable orders={history} testId="order-history" />
         ) : (
           <table className="w-full" data-testid="fills">
             <thead className="text-[11px] text-dim">

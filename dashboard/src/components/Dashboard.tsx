@@ -4,6 +4,7 @@ import { useEffect, useState } from "react";
 import { store } from "@/lib/store";
 import { useSelect } from "@/lib/use";
 import { pct, fmt } from "@/lib/format";
+import { CANCEL_ALL_SHORTCUT, isCancelAll } from "@/lib/keys";
 import MarketList from "./MarketList";
 import PriceChart from "./PriceChart";
 import OrderBook from "./OrderBook";
@@ -13,9 +14,6 @@ import OrderForm from "./OrderForm";
 import AccountPanel from "./AccountPanel";
 import SignIn from "./SignIn";
 import StatusBadge from "./StatusBadge";
-
-/** Alt+Shift+C: cancel every open order (documented in the README and on the screen). */
-export const CANCEL_ALL_SHORTCUT = "Alt+Shift+C";
 
 export default function Dashboard() {
   const [signingIn, setSigningIn] = useState(false);
@@ -27,7 +25,7 @@ export default function Dashboard() {
     const wanted = new URL(location.href).searchParams.get("symbol");
     void store.start(wanted);
     const onKey = (e: KeyboardEvent) => {
-      if (e.altKey && e.shiftKey && e.code === "KeyC" && store.account) {
+      if (isCancelAll(e) && store.account) {
         e.preventDefault();
         void store.cancelAll().catch(() => {});
       }

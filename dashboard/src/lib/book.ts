@@ -43,9 +43,22 @@ export function applyDiff(book: Book, d: Diff): DiffResult {
   return "applied";
 }
 
+/** Parsed prices by their text: a busy book re-sorts every frame, mostly the same prices. */
+const prices = new Map<string, Dec>();
+
+function price(text: string): Dec {
+  let d = prices.get(text);
+  if (!d) {
+    if (prices.size >= 100_000) prices.clear();
+    d = dec(text);
+    prices.set(text, d);
+  }
+  return d;
+}
+
 /** Levels best first: bids high to low, asks low to high. */
 export function sorted(levels: Map<string, string>, side: "bids" | "asks"): Level[] {
-  const parsed = [...levels].map(([p, q]) => ({ p, q, d: dec(p) }));
+  const parsed = [...levels].map(([p, q]) => ({ p, q, d: price(p) }));
   parsed.sort((a, b) => (side === "bids" ? cmp(b.d, a.d) : cmp(a.d, b.d)));
   return parsed.map(({ p, q }) => [p, q]);
 }
@@ -67,16 +80,16 @@ export function grouped(
   const out: GroupedLevel[] = [];
   let total: Dec = { v: 0n, s: 0 };
   for (const [p, q] of sorted(levels, side)) {
-    const price = side === "bids" ? floorTo(dec(p), s) : ceilTo(dec(p), s);
+    const bucket = side === "bids" ? floorTo(price(p), s) : ceilTo(price(p), s);
     const quantity = dec(q);
     total = add(total, quantity);
     const last = out[out.length - 1];
-    if (last && cmp(last.price, price) === 0) {
+    if (last && cmp(last.price, bucket) === 0) {
       last.quantity = add(last.quantity, quantity);
       last.cumulative = total;
     } else {
       if (out.length === depth) break;
-      out.push({ price, quantity, cumulative: total });
+      out.push({ price: bucket, quantity, cumulative: total });
     }
   }
   return out;
