@@ -10,6 +10,10 @@ const apiPrefixes = ["symbols", "market-data", "orders", "order", "account", "ws
 export default function config(phase: string): NextConfig {
   if (phase === PHASE_DEVELOPMENT_SERVER) {
     return {
+      // The screen is opened at 127.0.0.1 as often as at localhost; hot reload must work there.
+      allowedDevOrigins: ["127.0.0.1"],
+      agentRules: false,
+      experimental: { agentUpgrade: false },
       async rewrites() {
         return apiPrefixes.flatMap((p) => [
           { source: `/${p}`, destination: `${exchange}/${p}` },

@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
 step "Node.js, the dashboard's packages and Chromium (dashboard/)"
 # Node.js 20.9+ builds the dashboard (Next.js 16); Debian's chromium runs its browser test.
 node_ok() { command -v node >/dev/null && node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=9)?0:1)'; }
@@ -26,9 +29,6 @@ export EXCHANGE_DASHBOARD_REQUIRED=1
 
 step "dashboard unit tests (Vitest)"
 (cd dashboard && npm test)
-
-step "cargo fmt --check"
-cargo fmt --all -- --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -65,6 +65,9 @@ cargo test --workspace --profile ci --locked
 step "dashboard browser test (chromium against target/ci/exchange; screenshots in target/dashboard-e2e)"
 (cd dashboard && EXCHANGE_BIN=../target/ci/exchange npm run e2e)
 ls target/dashboard-e2e
+
+step "npm run dev against the exchange (the dev server proxies the API and the WebSocket)"
+(cd dashboard && EXCHANGE_BIN=../target/ci/exchange npm run e2e:dev)
 
 step "done"
 skipped

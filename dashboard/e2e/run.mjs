@@ -140,7 +140,7 @@ try {
     await until(() => document.querySelector('[data-testid="market-last-BTC-USD"]')?.textContent === "65,000.00", "the last price in the market list");
     await until(() => document.querySelectorAll('[data-testid="book-ask"]').length === 2 && document.querySelectorAll('[data-testid="book-bid"]').length === 1, "the book's levels");
     await until(() => document.querySelectorAll('[data-testid="tape-trade"]').length >= 1, "the trade tape");
-    await until(() => /^[1-9]\d* candles$/.test(document.querySelector('[data-testid="chart-bars"]')?.textContent ?? ""), "candles in the chart");
+    await until(() => /^[1-9]\d* candles?$/.test(document.querySelector('[data-testid="chart-bars"]')?.textContent ?? ""), "candles in the chart");
     check(new URL(page.url()).searchParams.get("symbol") === SYMBOL, "the URL names the market");
   });
 

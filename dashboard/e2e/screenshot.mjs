@@ -17,7 +17,8 @@ try {
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
   });
-  const page = await (await browser.newContext({ viewport: { width: 1440, height: 900 } })).newPage();
+    const [width, height] = (process.env.VIEWPORT ?? "1440x1000").split("x").map(Number);
+  const page = await (await browser.newContext({ viewport: { width, height } })).newPage();
   await page.goto(`${exchange.url}/?symbol=BTC-USD`);
   await page.click("text=Sign in");
   await page.click('[data-testid="try-demo"]');

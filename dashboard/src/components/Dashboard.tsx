@@ -60,7 +60,7 @@ export default function Dashboard() {
       </header>
       {signingIn && !account && <SignIn onClose={() => setSigningIn(false)} />}
       {ready ? (
-        <main className="grid flex-1 grid-cols-1 gap-2 p-2 md:grid-cols-2 xl:grid-cols-[210px_minmax(0,1fr)_280px_300px]">
+        <main className="grid flex-1 grid-cols-1 gap-2 p-2 md:grid-cols-2 xl:grid-cols-[230px_minmax(0,1fr)_280px_300px]">
           <div className="md:col-span-2 xl:col-span-1 xl:row-span-2">
             <MarketList />
           </div>

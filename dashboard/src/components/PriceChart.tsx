@@ -60,7 +60,7 @@ export default function PriceChart() {
         attributionLogo: true,
       },
       grid: { vertLines: { color: "#1f2430" }, horzLines: { color: "#1f2430" } },
-      timeScale: { timeVisible: true, secondsVisible: false, borderColor: "#262b36" },
+      timeScale: { timeVisible: true, secondsVisible: false, borderColor: "#262b36", barSpacing: 10, rightOffset: 4 },
       rightPriceScale: { borderColor: "#262b36" },
     });
     candles.current = c.addSeries(CandlestickSeries, {
@@ -137,7 +137,7 @@ export default function PriceChart() {
           ))}
         </div>
         <span className="ml-auto normal-case num" data-testid="chart-bars">
-          {bars} candles
+          {bars} {bars === 1 ? "candle" : "candles"}
         </span>
       </div>
       <div ref={el} className="min-h-0 flex-1" data-testid="chart" />

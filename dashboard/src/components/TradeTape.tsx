@@ -17,7 +17,7 @@ export default function TradeTape() {
         <span>Size</span>
         <span>Time</span>
       </div>
-      <div className="h-[300px] overflow-y-auto" data-testid="tape">
+      <div className="h-[240px] overflow-y-auto" data-testid="tape">
         {trades.map((t) => (
           <div
             key={t.trade_id}

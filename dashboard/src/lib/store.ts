@@ -1,7 +1,7 @@
 // The screen's state and its one WebSocket: market data for the chosen symbol, tickers for
-// all, the account's orders when signed in. Components read it through `useStore`; updates
-// are coalesced into one render per animation frame, so a fast market costs the page one
-// render a frame however many messages arrive.
+// all, the account's orders when signed in. Components read it through `useSelect`; updates
+// are coalesced into at most one render per 100 ms, on an animation frame, however many
+// messages arrive.
 
 import {
   type AccountTrade,
@@ -25,6 +25,8 @@ const PING_MS = 4_000;
 /** A stale connection is dropped and made anew after this long. */
 const DEAD_MS = 20_000;
 const MAX_TRADES = 80;
+/** The screen renders at most once per this many milliseconds. */
+const RENDER_MS = 100;
 const MAX_HISTORY = 100;
 const CREDS_KEY = "exchange.credentials";
 
@@ -64,7 +66,8 @@ export class Store {
   private nextId = 1;
   private listeners = new Map<string, Set<Listener>>();
   private subscribers = new Set<() => void>();
-  private frame = 0;
+  private scheduled = false;
+  private lastFlush = 0;
   private lastMessage = 0;
   private retry = 0;
   private timer: ReturnType<typeof setInterval> | null = null;
@@ -82,17 +85,24 @@ export class Store {
   getVersion = () => this.version;
 
   private changed() {
-    if (this.frame) return;
+    if (this.scheduled) return;
+    this.scheduled = true;
     const flush = () => {
-      this.frame = 0;
+      this.scheduled = false;
+      this.lastFlush = performance.now();
       this.version += 1;
       for (const fn of this.subscribers) fn();
     };
-    // A hidden tab gets no animation frames; a timer keeps its state current.
-    this.frame =
-      typeof document !== "undefined" && !document.hidden
-        ? requestAnimationFrame(flush)
-        : (setTimeout(flush, 250) as unknown as number);
+    if (typeof document === "undefined" || document.hidden) {
+      // A hidden tab gets no animation frames; a timer keeps its state current.
+      setTimeout(flush, 250);
+      return;
+    }
+    // At most one render per RENDER_MS, on an animation frame: a busy market costs the page
+    // ten renders a second, not one per message.
+    const wait = this.lastFlush + RENDER_MS - performance.now();
+    if (wait > 0) setTimeout(() => requestAnimationFrame(flush), wait);
+    else requestAnimationFrame(flush);
   }
 
   // --- lifecycle -----------------------------------------------------------------------
