@@ -249,7 +249,7 @@ try {
         await takers[w % 2].call("POST", "/orders", order).catch(() => (refused += 1));
       }
     };
-    await Promise.all(Array.from({ length: 24 }, (_, w) => worker(w)));
+    await Promise.all(Array.from({ length: 48 }, (_, w) => worker(w)));
     const seconds = (Date.now() - started) / 1000;
     figures.load = { orders: sent, refused, seconds: Number(seconds.toFixed(1)), orders_per_second: Math.round(sent / seconds) };
     const depth = await (await fetch(`${exchange.url}/market-data/${SYMBOL}/depth?limit=1000`)).json();
