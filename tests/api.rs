@@ -268,6 +268,29 @@ async fn every_error_is_json_with_a_code_and_the_right_status() {
         1015,
         None,
     );
+    // A method a signed route does not have is 405 before any signature is asked for (it was
+    // 401: authentication wrapped the route's method check).
+    let trace = Method::from_bytes(b"TRACE").unwrap();
+    for (method, path) in [
+        (trace.clone(), "/orders"),
+        (trace, "/account"),
+        (Method::PUT, "/account/trades"),
+        (Method::PATCH, "/admin/deposits"),
+    ] {
+        assert_error(
+            &ex.unsigned(method.clone(), path, None).await,
+            StatusCode::METHOD_NOT_ALLOWED,
+            1015,
+            None,
+        );
+    }
+    // The methods it has still need the signature.
+    assert_error(
+        &ex.unsigned(Method::GET, "/account", None).await,
+        StatusCode::UNAUTHORIZED,
+        2001,
+        None,
+    );
     // Malformed JSON, wrong content type, too large: raw requests.
     // A client per raw request: the server closes a connection whose body it refused (413), and
     // a pooled client could race to reuse it for the next request.
@@ -379,8 +402,12 @@ async fn list_amend_cancel_and_cancel_all() {
     let (s, all) = ex.delete("/orders?account=7").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(all["cancelled"].as_array().unwrap().len(), 2, "{all}");
-    let (_, open) = ex.get("/orders?account=7&status=open").await;
+    let (_, open) = ex.get("/orders?account=7&status=OPEN").await;
     assert_eq!(open, json!([]));
+    // One spelling, the documented one.
+    let (s, refused) = ex.get("/orders?account=7&status=open").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(refused["field"], "status");
     let (_, depth) = ex.get("/market-data/BTC-USD/depth").await;
     assert_eq!(
         depth["bids"],

@@ -64,7 +64,7 @@ impl Permissions {
     pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
         let mut p = Self::default();
         for n in names {
-            match n.to_ascii_lowercase().as_str() {
+            match n {
                 "read" => p.read = true,
                 "trade" => p.trade = true,
                 "admin" => p.admin = true,

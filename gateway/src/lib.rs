@@ -54,7 +54,7 @@ use tower_http::cors::CorsLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 /// Largest request body accepted.
@@ -179,37 +179,39 @@ struct ApiDoc;
 /// signed request; market data and exchange information are public.
 pub fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use routes::{account, admin, market, orders, system};
+    // Authentication wraps each method's handler, not the route: a method the route does not
+    // have is answered 405 before any signature is asked for.
+    let auth = middleware::from_fn_with_state(state.clone(), auth::authenticate);
+    let signed = |(schemas, paths, router): UtoipaMethodRouter<AppState>| {
+        (schemas, paths, router.route_layer(auth.clone()))
+    };
     let private = OpenApiRouter::new()
-        .routes(routes!(
+        .routes(signed(routes!(
             orders::place_order,
             orders::list_orders,
             orders::cancel_all
-        ))
-        .routes(routes!(
+        )))
+        .routes(signed(routes!(
             orders::get_order,
             orders::amend_order,
             orders::cancel_order
-        ))
-        .routes(routes!(
+        )))
+        .routes(signed(routes!(
             orders::get_order_by_client_id,
             orders::cancel_order_by_client_id
-        ))
-        .routes(routes!(orders::place_order_seed))
-        .routes(routes!(orders::get_order_seed))
-        .routes(routes!(account::account))
-        .routes(routes!(account::trades))
-        .routes(routes!(account::ledger))
-        .routes(routes!(admin::create_account))
-        .routes(routes!(admin::create_key))
-        .routes(routes!(admin::disable_key))
-        .routes(routes!(admin::deposit))
-        .routes(routes!(admin::withdraw))
-        .routes(routes!(admin::balances))
-        .routes(routes!(admin::totals))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::authenticate,
-        ));
+        )))
+        .routes(signed(routes!(orders::place_order_seed)))
+        .routes(signed(routes!(orders::get_order_seed)))
+        .routes(signed(routes!(account::account)))
+        .routes(signed(routes!(account::trades)))
+        .routes(signed(routes!(account::ledger)))
+        .routes(signed(routes!(admin::create_account)))
+        .routes(signed(routes!(admin::create_key)))
+        .routes(signed(routes!(admin::disable_key)))
+        .routes(signed(routes!(admin::deposit)))
+        .routes(signed(routes!(admin::withdraw)))
+        .routes(signed(routes!(admin::balances)))
+        .routes(signed(routes!(admin::totals)));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(private)
         .routes(routes!(market::all_market_data))

@@ -177,10 +177,12 @@ pub fn limit(v: &Option<String>) -> Result<usize, ApiError> {
     }
 }
 
+/// One of the documented values, spelled as documented (upper case): `buy` is refused with the
+/// list, so that the API has one spelling and its document says which.
 fn choice<T: Copy>(field: &str, value: &str, options: &[(&str, T)]) -> Result<T, ApiError> {
     options
         .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(value))
+        .find(|(name, _)| *name == value)
         .map(|(_, v)| *v)
         .ok_or_else(|| {
             let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
@@ -389,7 +391,7 @@ mod tests {
     fn req() -> PlaceOrderRequest {
         PlaceOrderRequest {
             symbol: Some("BTC-USD".into()),
-            side: Some("buy".into()),
+            side: Some("BUY".into()),
             order_type: Some("LIMIT".into()),
             price: Some("65000.10".into()),
             quantity: Some("0.01000".into()),
@@ -418,6 +420,29 @@ mod tests {
                 post_only: false
             }
         );
+    }
+
+    #[test]
+    fn enum_values_have_one_spelling_the_documented_upper_case() {
+        for (field, set) in [
+            (
+                "side",
+                (|r: &mut PlaceOrderRequest| r.side = Some("buy".into())) as fn(&mut _),
+            ),
+            ("type", |r| r.order_type = Some("limit".into())),
+            ("time_in_force", |r| r.time_in_force = Some("gtc".into())),
+            ("self_trade_prevention", |r| {
+                r.self_trade_prevention = Some("expire_taker".into())
+            }),
+        ] {
+            let mut r = req();
+            set(&mut r);
+            assert_eq!(
+                err(r),
+                (ErrorCode::InvalidField, Some(field.to_owned())),
+                "{field}"
+            );
+        }
     }
 
     #[test]

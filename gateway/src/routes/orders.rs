@@ -314,13 +314,13 @@ pub async fn list_orders(
     let symbol = validate::symbol_filter(app.exchange.symbols(), &q.symbol)?;
     let status = match q.status.as_deref() {
         None => StatusFilter::Any,
-        Some(s) => match s.to_ascii_uppercase().as_str() {
+        Some(s) => match s {
             "OPEN" => StatusFilter::Open,
             "CLOSED" => StatusFilter::Closed,
             "NEW" => StatusFilter::Is(StatusKind::New),
             "PARTIALLY_FILLED" => StatusFilter::Is(StatusKind::PartiallyFilled),
             "FILLED" => StatusFilter::Is(StatusKind::Filled),
-            "CANCELLED" | "CANCELED" => StatusFilter::Is(StatusKind::Cancelled),
+            "CANCELLED" => StatusFilter::Is(StatusKind::Cancelled),
             _ => {
                 return Err(ApiError::field(
                     ErrorCode::InvalidField,
