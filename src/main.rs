@@ -51,9 +51,10 @@ async fn run(Cli { config, command }: Cli) -> anyhow::Result<()> {
             };
             let running = exchange::start(config, signal).await?;
             println!("exchange listening on http://{}", running.addr);
-            let bots = match demo {
-                true => Some(exchange::start_demo(&running, &data_dir, stopped).await?),
-                false => None,
+            let bots = if demo {
+                Some(exchange::start_demo(&running, &data_dir, stopped).await?)
+            } else {
+                None
             };
             running.wait().await?;
             if let Some(bots) = bots {

@@ -63,14 +63,7 @@ pub async fn start(
     stop: watch::Receiver<bool>,
 ) -> Result<(DemoAccounts, Bots), DemoError> {
     let admin = Client::new(base, admin);
-    let (status, body) = admin.send(reqwest::Method::GET, "/symbols", None).await?;
-    if status != 200 {
-        return Err(DemoError::Refused {
-            what: "/symbols".into(),
-            status,
-            body,
-        });
-    }
+    let body = seed::call(&admin, reqwest::Method::GET, "/symbols", None).await?;
     let symbols: Vec<Symbol> =
         serde_json::from_value(body.clone()).map_err(|_| DemoError::Unexpected {
             what: "/symbols".into(),

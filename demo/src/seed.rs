@@ -32,8 +32,14 @@ fn trader_funds(asset: &str) -> &'static str {
 /// What each bot starts with: deep enough to quote and take for days.
 const BOT_FUNDS: &str = "1000000";
 
-async fn call(admin: &Client, method: Method, path: &str, body: Value) -> Result<Value, DemoError> {
-    let (status, answer) = admin.send(method, path, Some(&body)).await?;
+/// A signed request; an answer other than 2xx is an error that carries it.
+pub(crate) async fn call(
+    admin: &Client,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, DemoError> {
+    let (status, answer) = admin.send(method, path, body.as_ref()).await?;
     if status >= 300 {
         return Err(DemoError::Refused {
             what: path.to_owned(),
@@ -61,13 +67,13 @@ async fn account(
     amount: impl Fn(&str) -> &'static str,
     tag: &str,
 ) -> Result<Credentials, DemoError> {
-    let created = call(admin, Method::POST, "/admin/accounts", json!({})).await?;
+    let created = call(admin, Method::POST, "/admin/accounts", Some(json!({}))).await?;
     let id = text(&created, "account", "/admin/accounts")?;
     let key = call(
         admin,
         Method::POST,
         &format!("/admin/accounts/{id}/keys"),
-        json!({"permissions": ["read", "trade"]}),
+        Some(json!({"permissions": ["read", "trade"]})),
     )
     .await?;
     for asset in assets {
@@ -75,7 +81,7 @@ async fn account(
             admin,
             Method::POST,
             "/admin/deposits",
-            json!({"id": format!("demo-{tag}-{id}-{asset}"), "account": id, "asset": asset, "amount": amount(asset)}),
+            Some(json!({"id": format!("demo-{tag}-{id}-{asset}"), "account": id, "asset": asset, "amount": amount(asset)})),
         )
         .await?;
     }

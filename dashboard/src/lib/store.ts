@@ -186,7 +186,10 @@ export class Store {
       this.epoch += 1;
       this.book = emptyBook();
       this.want();
-      if (this.creds) void this.authenticate();
+      if (this.creds) {
+        void this.loadAccount().catch(() => {});
+        void this.authenticate();
+      }
       void this.loadMarket();
       this.changed();
     };
@@ -402,18 +405,10 @@ export class Store {
     this.reconnect();
   }
 
+  /** Authenticates the socket, for the `orders` channel (the account itself loads over REST). */
   private async authenticate() {
     const creds = this.creds;
     if (!creds) return;
-    if (!this.account) {
-      try {
-        await this.loadAccount();
-      } catch {
-        return;
-      }
-    } else {
-      void this.loadAccount().catch(() => {});
-    }
     const ts = timestamp();
     const signature = await hmacHex(creds.secret, payload("GET", "/ws", `timestamp=${ts}`, ""));
     this.send({ op: "auth", key: creds.key, timestamp: ts, signature });
